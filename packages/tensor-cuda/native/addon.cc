@@ -1,0 +1,968 @@
+// Node-API binding of libtorch (ATen + autograd) for @pisces/tensor-cuda.
+//
+// One generic entry point, `call(opId, ...args)`, runs any ATen operator through the c10
+// dispatcher (so autograd, dtype promotion and CPU/CUDA kernels all come from libtorch); the
+// JS side converts arguments to the operator's schema order. A handful of entry points do what
+// is not an operator: creation from JS memory, reading back, autograd, RNG, file reads, stats.
+// Plain C Node-API (no node-addon-api) keeps the per-call path short; the module is
+// context-aware, so it loads in worker_threads: all per-environment state lives in instance data.
+
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/DeviceAccelerator.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Generator.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/util/Exception.h>
+#include <node_api.h>
+#include <torch/version.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+#include <unordered_set>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Tensor handles. A JS Tensor holds a number: slot index + generation * 2^22, into a per-thread
+// slot table (one JS environment per thread). dispose() frees the slot at once and bumps its
+// generation, so a stale handle (a late FinalizationRegistry callback, a copy kept by mistake)
+// can never reach the tensor that reuses the slot. Numbers instead of napi externals keep V8 out
+// of the per-op path: no weak handle per tensor.
+
+constexpr double kSlotSpan = 4194304.0;  // 2^22 slots
+
+struct Slot {
+  at::Tensor t;
+  uint32_t gen = 0;
+};
+
+struct SlotTable {
+  std::vector<Slot> slots;
+  std::vector<uint32_t> freeList;
+  int64_t live = 0;
+};
+thread_local SlotTable table;
+
+double newHandle(at::Tensor&& t) {
+  uint32_t index;
+  if (!table.freeList.empty()) {
+    index = table.freeList.back();
+    table.freeList.pop_back();
+  } else {
+    if (table.slots.size() >= static_cast<size_t>(kSlotSpan))
+      throw std::runtime_error("more than 4,194,304 live tensors: dispose() tensors or use scope()");
+    index = static_cast<uint32_t>(table.slots.size());
+    table.slots.emplace_back();
+  }
+  Slot& s = table.slots[index];
+  s.t = std::move(t);
+  table.live++;
+  return static_cast<double>(index) + static_cast<double>(s.gen) * kSlotSpan;
+}
+
+// Returns the slot of a live handle, or nullptr for a stale or malformed one.
+Slot* slotOf(double handle) {
+  if (!(handle >= 0)) return nullptr;
+  double genD = std::floor(handle / kSlotSpan);
+  double indexD = handle - genD * kSlotSpan;
+  auto index = static_cast<size_t>(indexD);
+  if (index >= table.slots.size()) return nullptr;
+  Slot& s = table.slots[index];
+  if (static_cast<double>(s.gen) != genD || !s.t.defined()) return nullptr;
+  return &s;
+}
+
+bool freeHandle(double handle) {
+  Slot* s = slotOf(handle);
+  if (!s) return false;
+  s->t = at::Tensor();
+  s->gen = (s->gen + 1) & 0x7fffffffu;
+  table.freeList.push_back(static_cast<uint32_t>(s - table.slots.data()));
+  table.live--;
+  return true;
+}
+
+void finalizeGenerator(napi_env, void* data, void*) { delete static_cast<at::Generator*>(data); }
+
+// ---------------------------------------------------------------------------------------------
+// Per-environment state: the operator table and the JS error classes.
+
+enum Kind : uint8_t {
+  K_TENSOR, K_OPT_TENSOR, K_TENSOR_LIST, K_OPT_TENSOR_LIST,
+  K_INT, K_OPT_INT, K_INT_LIST, K_OPT_INT_LIST,
+  K_FLOAT, K_OPT_FLOAT, K_FLOAT_LIST,
+  K_BOOL, K_OPT_BOOL, K_BOOL_LIST,
+  K_SCALAR, K_OPT_SCALAR, K_STRING, K_OPT_STRING,
+  K_DEVICE, K_OPT_DEVICE, K_GENERATOR, K_UNSUPPORTED,
+};
+
+struct ArgInfo {
+  Kind kind;
+  bool hasDefault;
+  c10::IValue defaultValue;
+  int32_t n;  // fixed list length (int[2]) or -1
+  std::string name;
+};
+
+struct OpInfo {
+  c10::OperatorHandle handle;
+  std::string name;
+  std::vector<ArgInfo> args;
+  size_t nReturns;
+};
+
+struct Env {
+  std::vector<OpInfo> ops;
+  napi_ref torchError = nullptr;
+  napi_ref oomError = nullptr;
+};
+
+Env* getEnv(napi_env env) {
+  void* data = nullptr;
+  napi_get_instance_data(env, &data);
+  return static_cast<Env*>(data);
+}
+
+// Thrown from conversion helpers; turned into a JS TypeError-like TorchError at the boundary.
+struct JsArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void throwAs(napi_env env, napi_ref ctorRef, const std::string& message) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  napi_value msg, ctor, err;
+  napi_create_string_utf8(env, message.c_str(), message.size(), &msg);
+  if (ctorRef != nullptr && napi_get_reference_value(env, ctorRef, &ctor) == napi_ok && ctor != nullptr) {
+    if (napi_new_instance(env, ctor, 1, &msg, &err) == napi_ok) {
+      napi_throw(env, err);
+      return;
+    }
+  }
+  napi_throw_error(env, nullptr, message.c_str());
+}
+
+// Runs `body`, turning every C++ exception into a JS exception. Nothing escapes to abort().
+template <typename F>
+napi_value guarded(napi_env env, F&& body) {
+  Env* e = getEnv(env);
+  try {
+    return body();
+  } catch (const c10::OutOfMemoryError& ex) {
+    throwAs(env, e->oomError, ex.what_without_backtrace());
+  } catch (const c10::Error& ex) {
+    throwAs(env, e->torchError, ex.what_without_backtrace());
+  } catch (const std::exception& ex) {
+    throwAs(env, e->torchError, ex.what());
+  } catch (...) {
+    throwAs(env, e->torchError, "unknown C++ exception in libtorch");
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JS <-> C++ value helpers.
+
+napi_valuetype typeOf(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t;
+}
+
+bool isNullish(napi_env env, napi_value v) {
+  auto t = typeOf(env, v);
+  return t == napi_undefined || t == napi_null;
+}
+
+const at::Tensor& tensorOf(napi_env env, napi_value v) {
+  double h;
+  if (napi_get_value_double(env, v, &h) != napi_ok) throw JsArgError("expected a Tensor");
+  Slot* s = slotOf(h);
+  if (!s) throw JsArgError("this Tensor was disposed; it cannot be used any more");
+  return s->t;
+}
+
+napi_value wrapTensor(napi_env env, at::Tensor t) {
+  napi_value out;
+  if (!t.defined()) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  napi_create_double(env, newHandle(std::move(t)), &out);
+  return out;
+}
+
+double toDouble(napi_env env, napi_value v) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw JsArgError("expected a number");
+  return d;
+}
+
+int64_t toInt(napi_env env, napi_value v) {
+  auto t = typeOf(env, v);
+  if (t == napi_bigint) {
+    int64_t r;
+    bool lossless;
+    napi_get_value_bigint_int64(env, v, &r, &lossless);
+    return r;
+  }
+  if (t == napi_boolean) {
+    bool b;
+    napi_get_value_bool(env, v, &b);
+    return b ? 1 : 0;
+  }
+  double d = toDouble(env, v);
+  if (d != static_cast<double>(static_cast<int64_t>(d))) throw JsArgError("expected an integer");
+  return static_cast<int64_t>(d);
+}
+
+bool toBool(napi_env env, napi_value v) {
+  bool b;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) throw JsArgError("expected a boolean");
+  return b;
+}
+
+std::string toString(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) throw JsArgError("expected a string");
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(env, v, s.data(), len + 1, &len);
+  return s;
+}
+
+uint32_t arrayLength(napi_env env, napi_value v) {
+  bool isArray = false;
+  napi_is_array(env, v, &isArray);
+  if (!isArray) throw JsArgError("expected an array");
+  uint32_t n;
+  napi_get_array_length(env, v, &n);
+  return n;
+}
+
+napi_value element(napi_env env, napi_value arr, uint32_t i) {
+  napi_value v;
+  napi_get_element(env, arr, i, &v);
+  return v;
+}
+
+std::vector<int64_t> toIntVector(napi_env env, napi_value v) {
+  uint32_t n = arrayLength(env, v);
+  std::vector<int64_t> out(n);
+  for (uint32_t i = 0; i < n; i++) out[i] = toInt(env, element(env, v, i));
+  return out;
+}
+
+c10::Scalar toScalar(napi_env env, napi_value v) {
+  auto t = typeOf(env, v);
+  if (t == napi_boolean) return c10::Scalar(toBool(env, v));
+  if (t == napi_bigint) return c10::Scalar(toInt(env, v));
+  double d = toDouble(env, v);
+  // JS has one number type: an integral value becomes an int Scalar (so int tensors stay int).
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.007199254740992e15)
+    return c10::Scalar(static_cast<int64_t>(d));
+  return c10::Scalar(d);
+}
+
+c10::Device toDevice(napi_env env, napi_value v) { return c10::Device(toString(env, v)); }
+
+c10::IValue convertArg(napi_env env, napi_value v, const ArgInfo& a) {
+  switch (a.kind) {
+    case K_TENSOR: return c10::IValue(tensorOf(env, v));
+    case K_OPT_TENSOR: return c10::IValue(tensorOf(env, v));
+    case K_TENSOR_LIST: {
+      uint32_t n = arrayLength(env, v);
+      c10::List<at::Tensor> list;
+      list.reserve(n);
+      for (uint32_t i = 0; i < n; i++) list.push_back(tensorOf(env, element(env, v, i)));
+      return c10::IValue(std::move(list));
+    }
+    case K_OPT_TENSOR_LIST: {
+      uint32_t n = arrayLength(env, v);
+      c10::List<std::optional<at::Tensor>> list;
+      list.reserve(n);
+      for (uint32_t i = 0; i < n; i++) {
+        napi_value e = element(env, v, i);
+        if (isNullish(env, e)) list.push_back(std::nullopt);
+        else list.push_back(tensorOf(env, e));
+      }
+      return c10::IValue(std::move(list));
+    }
+    case K_INT:
+    case K_OPT_INT: return c10::IValue(toInt(env, v));
+    case K_INT_LIST:
+    case K_OPT_INT_LIST: {
+      bool isArray = false;
+      napi_is_array(env, v, &isArray);
+      if (!isArray) {  // a single int where int[N] is expected: repeat it, as PyTorch does
+        int64_t x = toInt(env, v);
+        return c10::IValue(c10::List<int64_t>(std::vector<int64_t>(a.n > 0 ? a.n : 1, x)));
+      }
+      return c10::IValue(c10::List<int64_t>(toIntVector(env, v)));
+    }
+    case K_FLOAT:
+    case K_OPT_FLOAT: return c10::IValue(toDouble(env, v));
+    case K_FLOAT_LIST: {
+      uint32_t n = arrayLength(env, v);
+      c10::List<double> list;
+      for (uint32_t i = 0; i < n; i++) list.push_back(toDouble(env, element(env, v, i)));
+      return c10::IValue(std::move(list));
+    }
+    case K_BOOL:
+    case K_OPT_BOOL: return c10::IValue(toBool(env, v));
+    case K_BOOL_LIST: {
+      uint32_t n = arrayLength(env, v);
+      c10::List<bool> list;
+      for (uint32_t i = 0; i < n; i++) list.push_back(toBool(env, element(env, v, i)));
+      return c10::IValue(std::move(list));
+    }
+    case K_SCALAR:
+    case K_OPT_SCALAR: return c10::IValue(toScalar(env, v));
+    case K_STRING:
+    case K_OPT_STRING: return c10::IValue(toString(env, v));
+    case K_DEVICE:
+    case K_OPT_DEVICE: return c10::IValue(toDevice(env, v));
+    case K_GENERATOR: {
+      void* p = nullptr;
+      if (typeOf(env, v) != napi_external || napi_get_value_external(env, v, &p) != napi_ok)
+        throw JsArgError("expected a Generator");
+      return c10::IValue(*static_cast<at::Generator*>(p));
+    }
+    default: throw JsArgError("argument type not supported by the binding");
+  }
+}
+
+napi_value fromIValue(napi_env env, const c10::IValue& v) {
+  napi_value out;
+  if (v.isTensor()) return wrapTensor(env, v.toTensor());
+  if (v.isTensorList()) {
+    auto list = v.toTensorList();
+    napi_create_array_with_length(env, list.size(), &out);
+    for (size_t i = 0; i < list.size(); i++) napi_set_element(env, out, i, wrapTensor(env, list.get(i)));
+    return out;
+  }
+  if (v.isDouble()) { napi_create_double(env, v.toDouble(), &out); return out; }
+  if (v.isInt()) { napi_create_double(env, static_cast<double>(v.toInt()), &out); return out; }
+  if (v.isBool()) { napi_get_boolean(env, v.toBool(), &out); return out; }
+  if (v.isNone()) { napi_get_null(env, &out); return out; }
+  if (v.isIntList()) {
+    auto list = v.toIntVector();
+    napi_create_array_with_length(env, list.size(), &out);
+    for (size_t i = 0; i < list.size(); i++) {
+      napi_value e;
+      napi_create_double(env, static_cast<double>(list[i]), &e);
+      napi_set_element(env, out, i, e);
+    }
+    return out;
+  }
+  if (v.isTuple()) {
+    const auto& elems = v.toTupleRef().elements();
+    napi_create_array_with_length(env, elems.size(), &out);
+    for (size_t i = 0; i < elems.size(); i++) napi_set_element(env, out, i, fromIValue(env, elems[i]));
+    return out;
+  }
+  if (v.isScalar()) {  // complex etc.
+    napi_create_double(env, v.toScalar().toDouble(), &out);
+    return out;
+  }
+  throw std::runtime_error("return type not supported by the binding: " + v.tagKind());
+}
+
+Kind kindOf(const c10::TypePtr& type) {
+  using c10::TypeKind;
+  switch (type->kind()) {
+    case TypeKind::TensorType: return K_TENSOR;
+    case TypeKind::IntType: case TypeKind::SymIntType: return K_INT;
+    case TypeKind::FloatType: case TypeKind::SymFloatType: return K_FLOAT;
+    case TypeKind::BoolType: case TypeKind::SymBoolType: return K_BOOL;
+    case TypeKind::NumberType: return K_SCALAR;
+    case TypeKind::StringType: return K_STRING;
+    case TypeKind::DeviceObjType: return K_DEVICE;
+    case TypeKind::GeneratorType: return K_GENERATOR;
+    case TypeKind::ListType: {
+      auto elem = type->containedType(0);
+      switch (elem->kind()) {
+        case TypeKind::TensorType: return K_TENSOR_LIST;
+        case TypeKind::OptionalType: return K_OPT_TENSOR_LIST;
+        case TypeKind::IntType: case TypeKind::SymIntType: return K_INT_LIST;
+        case TypeKind::FloatType: return K_FLOAT_LIST;
+        case TypeKind::BoolType: return K_BOOL_LIST;
+        default: return K_UNSUPPORTED;
+      }
+    }
+    case TypeKind::OptionalType: {
+      Kind inner = kindOf(type->containedType(0));
+      switch (inner) {
+        case K_TENSOR: return K_OPT_TENSOR;
+        case K_INT: return K_OPT_INT;
+        case K_INT_LIST: return K_OPT_INT_LIST;
+        case K_FLOAT: return K_OPT_FLOAT;
+        case K_BOOL: return K_OPT_BOOL;
+        case K_SCALAR: return K_OPT_SCALAR;
+        case K_STRING: return K_OPT_STRING;
+        case K_DEVICE: return K_OPT_DEVICE;
+        case K_GENERATOR: return K_GENERATOR;
+        default: return K_UNSUPPORTED;
+      }
+    }
+    default: return K_UNSUPPORTED;
+  }
+}
+
+bool isOptional(Kind k) {
+  switch (k) {
+    case K_OPT_TENSOR: case K_OPT_INT: case K_OPT_INT_LIST: case K_OPT_FLOAT: case K_OPT_BOOL:
+    case K_OPT_SCALAR: case K_OPT_STRING: case K_OPT_DEVICE: case K_GENERATOR: return true;
+    default: return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points.
+
+constexpr size_t kMaxArgs = 24;
+
+struct Args {
+  napi_value argv[kMaxArgs];
+  size_t argc = kMaxArgs;
+  napi_value self;
+};
+
+Args getArgs(napi_env env, napi_callback_info info) {
+  Args a;
+  napi_get_cb_info(env, info, &a.argc, a.argv, &a.self, nullptr);
+  if (a.argc > kMaxArgs) a.argc = kMaxArgs;
+  return a;
+}
+
+napi_value arg(napi_env env, const Args& a, size_t i) {
+  if (i < a.argc) return a.argv[i];
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// registerOp(name, overload) -> op id, or throws if the operator does not exist.
+napi_value RegisterOp(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a = getArgs(env, info);
+    std::string name = toString(env, arg(env, a, 0));
+    std::string overload = toString(env, arg(env, a, 1));
+    auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+    if (!handle) throw std::runtime_error("no ATen operator " + name + "." + overload + " in this libtorch");
+    Env* e = getEnv(env);
+    OpInfo op{*handle, name + (overload.empty() ? "" : "." + overload), {}, handle->schema().returns().size()};
+    for (const auto& sa : handle->schema().arguments()) {
+      ArgInfo ai;
+      ai.kind = kindOf(sa.type());
+      ai.hasDefault = sa.default_value().has_value();
+      if (ai.hasDefault) ai.defaultValue = *sa.default_value();
+      ai.n = sa.N() ? *sa.N() : -1;
+      ai.name = sa.name();
+      op.args.push_back(std::move(ai));
+    }
+    e->ops.push_back(std::move(op));
+    napi_value out;
+    napi_create_uint32(env, static_cast<uint32_t>(e->ops.size() - 1), &out);
+    return out;
+  });
+}
+
+// call(opId, ...args): arguments in schema order; undefined takes the schema default.
+napi_value Call(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  Env* e = getEnv(env);
+  return guarded(env, [&]() -> napi_value {
+    uint32_t id;
+    if (a.argc < 1 || napi_get_value_uint32(env, a.argv[0], &id) != napi_ok || id >= e->ops.size())
+      throw JsArgError("bad operator id");
+    const OpInfo& op = e->ops[id];
+    torch::jit::Stack stack;
+    stack.reserve(op.args.size());
+    for (size_t i = 0; i < op.args.size(); i++) {
+      const ArgInfo& ai = op.args[i];
+      size_t j = i + 1;
+      if (j >= a.argc || isNullish(env, a.argv[j])) {
+        if (ai.hasDefault) stack.push_back(ai.defaultValue);
+        else if (isOptional(ai.kind)) stack.emplace_back();
+        else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
+        continue;
+      }
+      try {
+        stack.push_back(convertArg(env, a.argv[j], ai));
+      } catch (const JsArgError& err) {
+        throw JsArgError(op.name + ": argument '" + ai.name + "': " + err.what());
+      }
+    }
+    op.handle.callBoxed(&stack);
+    if (stack.empty()) {
+      napi_value u;
+      napi_get_undefined(env, &u);
+      return u;
+    }
+    if (stack.size() == 1) return fromIValue(env, stack[0]);
+    napi_value out;
+    napi_create_array_with_length(env, stack.size(), &out);
+    for (size_t i = 0; i < stack.size(); i++) napi_set_element(env, out, i, fromIValue(env, stack[i]));
+    return out;
+  });
+}
+
+// Same as call() but drops the result: for in-place operators, whose result aliases `self`.
+napi_value CallInplace(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  Env* e = getEnv(env);
+  return guarded(env, [&]() -> napi_value {
+    uint32_t id;
+    if (a.argc < 1 || napi_get_value_uint32(env, a.argv[0], &id) != napi_ok || id >= e->ops.size())
+      throw JsArgError("bad operator id");
+    const OpInfo& op = e->ops[id];
+    torch::jit::Stack stack;
+    stack.reserve(op.args.size());
+    for (size_t i = 0; i < op.args.size(); i++) {
+      const ArgInfo& ai = op.args[i];
+      size_t j = i + 1;
+      if (j >= a.argc || isNullish(env, a.argv[j])) {
+        if (ai.hasDefault) stack.push_back(ai.defaultValue);
+        else if (isOptional(ai.kind)) stack.emplace_back();
+        else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
+        continue;
+      }
+      stack.push_back(convertArg(env, a.argv[j], ai));
+    }
+    op.handle.callBoxed(&stack);
+    napi_value u;
+    napi_get_undefined(env, &u);
+    return u;
+  });
+}
+
+// Fast path for the hottest binary operators (skips the boxed stack).
+// kind: 0 add, 1 sub, 2 mul, 3 div with a tensor operand; 4..7 the same with a scalar operand.
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  return guarded(env, [&]() -> napi_value {
+    uint32_t kind = 0;
+    napi_get_value_uint32(env, argv[0], &kind);
+    const at::Tensor& x = tensorOf(env, argv[1]);
+    if (kind < 4) {
+      const at::Tensor& y = tensorOf(env, argv[2]);
+      switch (kind) {
+        case 0: return wrapTensor(env, at::add(x, y));
+        case 1: return wrapTensor(env, at::sub(x, y));
+        case 2: return wrapTensor(env, at::mul(x, y));
+        default: return wrapTensor(env, at::div(x, y));
+      }
+    }
+    c10::Scalar s = toScalar(env, argv[2]);
+    switch (kind) {
+      case 4: return wrapTensor(env, at::add(x, s));
+      case 5: return wrapTensor(env, at::sub(x, s));
+      case 6: return wrapTensor(env, at::mul(x, s));
+      default: return wrapTensor(env, at::div(x, s));
+    }
+  });
+}
+
+at::ScalarType scalarTypeOf(napi_env env, napi_value v) {
+  int64_t code = toInt(env, v);
+  if (code < 0 || code >= static_cast<int64_t>(at::ScalarType::NumOptions)) throw JsArgError("bad dtype code");
+  return static_cast<at::ScalarType>(code);
+}
+
+// fromBuffer(typedArrayOrArrayBuffer, shape, dtypeCode, device?) -> tensor (a copy).
+napi_value FromBuffer(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    void* data = nullptr;
+    size_t byteLength = 0;
+    bool isTyped = false, isAB = false, isBuf = false;
+    napi_is_typedarray(env, a.argv[0], &isTyped);
+    napi_is_arraybuffer(env, a.argv[0], &isAB);
+    napi_is_buffer(env, a.argv[0], &isBuf);
+    if (isTyped) {
+      napi_typedarray_type tt;
+      size_t length, offset;
+      napi_value ab;
+      napi_get_typedarray_info(env, a.argv[0], &tt, &length, &data, &ab, &offset);
+      size_t elem = 1;
+      switch (tt) {
+        case napi_int16_array: case napi_uint16_array: elem = 2; break;
+        case napi_int32_array: case napi_uint32_array: case napi_float32_array: elem = 4; break;
+        case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+        default: elem = 1;
+      }
+      byteLength = length * elem;
+    } else if (isBuf) {
+      napi_get_buffer_info(env, a.argv[0], &data, &byteLength);
+    } else if (isAB) {
+      napi_get_arraybuffer_info(env, a.argv[0], &data, &byteLength);
+    } else {
+      throw JsArgError("expected a TypedArray, Buffer or ArrayBuffer");
+    }
+    auto shape = toIntVector(env, a.argv[1]);
+    auto dtype = scalarTypeOf(env, a.argv[2]);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    size_t need = t.nbytes();
+    if (need != byteLength)
+      throw JsArgError("data holds " + std::to_string(byteLength) + " bytes but shape " +
+                       c10::str(t.sizes()) + " of " + c10::toString(dtype) + " needs " + std::to_string(need));
+    if (need) std::memcpy(t.data_ptr(), data, need);
+    if (a.argc > 3 && !isNullish(env, a.argv[3])) {
+      c10::Device dev = toDevice(env, a.argv[3]);
+      if (dev != t.device()) t = t.to(dev);
+    }
+    return wrapTensor(env, std::move(t));
+  });
+}
+
+// toBuffer(t) -> ArrayBuffer with the contiguous CPU bytes of t.
+napi_value ToBuffer(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    at::Tensor t = tensorOf(env, a.argv[0]);
+    {
+      at::NoGradGuard ng;
+      if (!t.device().is_cpu()) t = t.to(at::kCPU);
+      t = t.contiguous();
+    }
+    void* data;
+    napi_value ab;
+    napi_create_arraybuffer(env, t.nbytes(), &data, &ab);
+    if (t.nbytes()) std::memcpy(data, t.const_data_ptr(), t.nbytes());
+    return ab;
+  });
+}
+
+// readFile(path, offset, nbytes, shape, dtypeCode) -> tensor read straight into its storage.
+napi_value ReadFile(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    std::string path = toString(env, a.argv[0]);
+    int64_t offset = toInt(env, a.argv[1]);
+    int64_t nbytes = toInt(env, a.argv[2]);
+    auto shape = toIntVector(env, a.argv[3]);
+    auto dtype = scalarTypeOf(env, a.argv[4]);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    if (static_cast<int64_t>(t.nbytes()) != nbytes)
+      throw JsArgError("byte span " + std::to_string(nbytes) + " does not match shape " + c10::str(t.sizes()));
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    auto* p = static_cast<char*>(t.data_ptr());
+    int64_t done = 0;
+    while (done < nbytes) {
+      ssize_t r = ::pread(fd, p + done, nbytes - done, offset + done);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        int err = errno;
+        ::close(fd);
+        throw std::runtime_error("short read from " + path + " at byte " + std::to_string(offset + done) +
+                                 (r < 0 ? std::string(": ") + std::strerror(err) : std::string(": file truncated")));
+      }
+      done += r;
+    }
+    ::close(fd);
+    return wrapTensor(env, std::move(t));
+  });
+}
+
+// meta(t) -> [shape, dtypeCode, deviceString, requiresGrad]
+napi_value Meta(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    const at::Tensor& t = tensorOf(env, a.argv[0]);
+    napi_value out, shape, dt, dev, rg;
+    auto sizes = t.sizes();
+    napi_create_array_with_length(env, sizes.size(), &shape);
+    for (size_t i = 0; i < sizes.size(); i++) {
+      napi_value e;
+      napi_create_double(env, static_cast<double>(sizes[i]), &e);
+      napi_set_element(env, shape, i, e);
+    }
+    napi_create_int32(env, static_cast<int32_t>(t.scalar_type()), &dt);
+    std::string d = t.device().str();
+    napi_create_string_utf8(env, d.c_str(), d.size(), &dev);
+    napi_get_boolean(env, t.requires_grad(), &rg);
+    napi_create_array_with_length(env, 4, &out);
+    napi_set_element(env, out, 0, shape);
+    napi_set_element(env, out, 1, dt);
+    napi_set_element(env, out, 2, dev);
+    napi_set_element(env, out, 3, rg);
+    return out;
+  });
+}
+
+// same(a, b) -> whether two handles hold the same TensorImpl (e.g. `to()` that changed nothing).
+napi_value Same(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    napi_value out;
+    napi_get_boolean(env, tensorOf(env, a.argv[0]).unsafeGetTensorImpl() == tensorOf(env, a.argv[1]).unsafeGetTensorImpl(), &out);
+    return out;
+  });
+}
+
+napi_value RequiresGrad(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    napi_value out;
+    napi_get_boolean(env, tensorOf(env, a.argv[0]).requires_grad(), &out);
+    return out;
+  });
+}
+
+napi_value IsLeaf(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    napi_value out;
+    napi_get_boolean(env, tensorOf(env, a.argv[0]).is_leaf(), &out);
+    return out;
+  });
+}
+
+napi_value SetRequiresGrad(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    at::Tensor t = tensorOf(env, a.argv[0]);
+    t.set_requires_grad(toBool(env, a.argv[1]));
+    return nullptr;
+  });
+}
+
+// backward(t, grad?, retainGraph, createGraph)
+napi_value Backward(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    const at::Tensor& t = tensorOf(env, a.argv[0]);
+    at::Tensor g;
+    if (a.argc > 1 && !isNullish(env, a.argv[1])) g = tensorOf(env, a.argv[1]);
+    std::optional<bool> retain;
+    if (a.argc > 2 && !isNullish(env, a.argv[2])) retain = toBool(env, a.argv[2]);
+    bool create = a.argc > 3 && !isNullish(env, a.argv[3]) && toBool(env, a.argv[3]);
+    t.backward(g, retain, create);
+    return nullptr;
+  });
+}
+
+napi_value Grad(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value { return wrapTensor(env, tensorOf(env, a.argv[0]).grad()); });
+}
+
+// setGrad(t, g | null)
+napi_value SetGrad(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    at::Tensor t = tensorOf(env, a.argv[0]);
+    if (isNullish(env, a.argv[1])) t.mutable_grad() = at::Tensor();
+    else t.mutable_grad() = tensorOf(env, a.argv[1]);
+    return nullptr;
+  });
+}
+
+// dispose(handle) -> true if it freed a tensor, false if the handle was already stale.
+napi_value Dispose(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  double h = 0;
+  napi_get_value_double(env, a.argv[0], &h);
+  napi_value out;
+  napi_get_boolean(env, freeHandle(h), &out);
+  return out;
+}
+
+// stats() -> [liveTensors, liveBytes (unique storages)]
+napi_value Stats(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    std::unordered_set<const void*> seen;
+    double bytes = 0;
+    for (const Slot& s : table.slots) {
+      if (!s.t.defined() || !s.t.has_storage()) continue;
+      const void* key = s.t.storage().unsafeGetStorageImpl();
+      if (seen.insert(key).second) bytes += static_cast<double>(s.t.storage().nbytes());
+    }
+    napi_value out, n, b;
+    napi_create_double(env, static_cast<double>(table.live), &n);
+    napi_create_double(env, bytes, &b);
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, n);
+    napi_set_element(env, out, 1, b);
+    return out;
+  });
+}
+
+napi_value SetGradEnabled(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    bool prev = c10::GradMode::is_enabled();
+    c10::GradMode::set_enabled(toBool(env, a.argv[0]));
+    napi_value out;
+    napi_get_boolean(env, prev, &out);
+    return out;
+  });
+}
+
+napi_value IsGradEnabled(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_get_boolean(env, c10::GradMode::is_enabled(), &out);
+  return out;
+}
+
+napi_value ManualSeed(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    uint64_t seed = static_cast<uint64_t>(toInt(env, a.argv[0]));
+    at::manual_seed(seed);
+    return nullptr;
+  });
+}
+
+// newGenerator(seed, device) -> Generator handle
+napi_value NewGenerator(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    uint64_t seed = static_cast<uint64_t>(toInt(env, a.argv[0]));
+    c10::Device dev = a.argc > 1 && !isNullish(env, a.argv[1]) ? toDevice(env, a.argv[1]) : c10::Device(at::kCPU);
+    at::Generator g;
+    if (dev.is_cpu()) {
+      g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    } else {
+      g = at::globalContext().getAcceleratorHooksInterface(dev.type()).getNewGenerator(dev.index());
+      g.set_current_seed(seed);
+    }
+    napi_value out;
+    napi_create_external(env, new at::Generator(g), finalizeGenerator, nullptr, &out);
+    return out;
+  });
+}
+
+napi_value GeneratorSeed(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    void* p = nullptr;
+    napi_get_value_external(env, a.argv[0], &p);
+    auto* g = static_cast<at::Generator*>(p);
+    std::lock_guard<std::mutex> lock(g->mutex());
+    g->set_current_seed(static_cast<uint64_t>(toInt(env, a.argv[1])));
+    return nullptr;
+  });
+}
+
+napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    at::set_num_threads(static_cast<int>(toInt(env, a.argv[0])));
+    return nullptr;
+  });
+}
+
+napi_value GetNumThreads(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_create_int32(env, at::get_num_threads(), &out);
+  return out;
+}
+
+napi_value CudaInfo(napi_env env, napi_callback_info) {
+  return guarded(env, [&]() -> napi_value {
+    bool available = at::hasCUDA();
+    int64_t count = available ? at::accelerator::deviceCount() : 0;
+    napi_value out, a, c;
+    napi_get_boolean(env, available, &a);
+    napi_create_double(env, static_cast<double>(count), &c);
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, a);
+    napi_set_element(env, out, 1, c);
+    return out;
+  });
+}
+
+napi_value CudaSynchronize(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    if (at::hasCUDA()) {
+      int64_t index = a.argc > 0 && !isNullish(env, a.argv[0]) ? toInt(env, a.argv[0]) : -1;
+      if (index < 0) {
+        for (c10::DeviceIndex i = 0; i < at::accelerator::deviceCount(); i++) at::accelerator::synchronizeDevice(i);
+      } else {
+        at::accelerator::synchronizeDevice(static_cast<c10::DeviceIndex>(index));
+      }
+    }
+    return nullptr;
+  });
+}
+
+// cudaMemory(index) -> [allocatedBytes, reservedBytes]
+napi_value CudaMemory(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    double allocated = 0, reserved = 0;
+    if (at::hasCUDA()) {
+      auto index = static_cast<c10::DeviceIndex>(a.argc > 0 && !isNullish(env, a.argv[0]) ? toInt(env, a.argv[0]) : 0);
+      auto stats = at::accelerator::getDeviceStats(index);
+      allocated = static_cast<double>(stats.allocated_bytes[0].current);
+      reserved = static_cast<double>(stats.reserved_bytes[0].current);
+    }
+    napi_value out, x, y;
+    napi_create_double(env, allocated, &x);
+    napi_create_double(env, reserved, &y);
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, x);
+    napi_set_element(env, out, 1, y);
+    return out;
+  });
+}
+
+// setErrorClasses(TorchError, OutOfMemoryError)
+napi_value SetErrorClasses(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  Env* e = getEnv(env);
+  if (e->torchError) napi_delete_reference(env, e->torchError);
+  if (e->oomError) napi_delete_reference(env, e->oomError);
+  napi_create_reference(env, a.argv[0], 1, &e->torchError);
+  napi_create_reference(env, a.argv[1], 1, &e->oomError);
+  return nullptr;
+}
+
+napi_value Version(napi_env env, napi_callback_info) {
+  napi_value out;
+  std::string v = TORCH_VERSION;
+  napi_create_string_utf8(env, v.c_str(), v.size(), &out);
+  return out;
+}
+
+void finalizeEnv(napi_env env, void* data, void*) {
+  auto* e = static_cast<Env*>(data);
+  delete e;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_set_instance_data(env, new Env(), finalizeEnv, nullptr);
+  struct Fn { const char* name; napi_callback cb; };
+  const Fn fns[] = {
+      {"registerOp", RegisterOp}, {"call", Call}, {"callInplace", CallInplace}, {"binary", Binary},
+      {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
+      {"same", Same}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
+      {"backward", Backward}, {"grad", Grad}, {"setGrad", SetGrad}, {"dispose", Dispose},
+      {"stats", Stats}, {"setGradEnabled", SetGradEnabled},
+      {"isGradEnabled", IsGradEnabled}, {"manualSeed", ManualSeed}, {"newGenerator", NewGenerator},
+      {"generatorSeed", GeneratorSeed}, {"setNumThreads", SetNumThreads}, {"getNumThreads", GetNumThreads},
+      {"cudaInfo", CudaInfo}, {"cudaSynchronize", CudaSynchronize}, {"cudaMemory", CudaMemory},
+      {"setErrorClasses", SetErrorClasses}, {"version", Version},
+  };
+  for (const auto& f : fns) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
+    napi_set_named_property(env, exports, f.name, fn);
+  }
+  return exports;
+}

@@ -1,0 +1,60 @@
+// @pisces/tensor-cuda: PyTorch-style tensors for Node.js over libtorch (CPU and CUDA).
+export { type Device, Generator, type RandomOptions, type Scalar, type Shape, Tensor, type TensorOptions } from "./tensor.js";
+export { type DType, DTYPE_SIZE, isFloatingPoint } from "./dtype.js";
+export {
+  arange,
+  cat,
+  cudaDeviceCount,
+  empty,
+  emptyLike,
+  eye,
+  full,
+  fullLike,
+  getNumThreads,
+  isCudaAvailable,
+  isGradEnabled,
+  libtorchVersion,
+  linspace,
+  manualSeed,
+  noGrad,
+  ones,
+  onesLike,
+  rand,
+  randint,
+  randLike,
+  randn,
+  randnLike,
+  setGradEnabled,
+  setNumThreads,
+  stack,
+  synchronize,
+  tensor,
+  where,
+  zeros,
+  zerosLike,
+} from "./creation.js";
+export {
+  avgPool2d,
+  conv2d,
+  crossEntropy,
+  dropout,
+  embedding,
+  gelu,
+  groupNorm,
+  interpolate,
+  layerNorm,
+  linear,
+  logSoftmax,
+  mseLoss,
+  pad,
+  relu,
+  rmsNorm,
+  scaledDotProductAttention,
+  silu,
+  softmax,
+} from "./functional.js";
+export { keep, type MemoryStats, memoryStats, scope, scopeAsync } from "./memory.js";
+export { OutOfMemoryError, SafetensorsError, type SafetensorsErrorCode, StateDictError, TorchError } from "./errors.js";
+export { loadSafetensors, MAX_HEADER_SIZE, saveSafetensors, SafetensorsFile, SafetensorsReader, type TensorInfo } from "./safetensors.js";
+export * as nn from "./nn/index.js";
+export * as optim from "./optim/index.js";

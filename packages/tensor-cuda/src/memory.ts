@@ -1,0 +1,127 @@
+// Deterministic memory management. A tensor owns native (maybe GPU) memory that V8's garbage
+// collector cannot see, so tensors are released explicitly: `t.dispose()`, `using t = ...`, or a
+// scope that frees every tensor created inside it except the ones it returns. A
+// FinalizationRegistry frees what is forgotten, whenever the GC runs (a safety net, not a plan).
+import { AsyncLocalStorage } from "node:async_hooks";
+import { native, type Handle } from "./native.js";
+
+/** What a scope needs of a tensor (kept structural to avoid an import cycle with tensor.ts). */
+export interface Disposable {
+  _h: Handle;
+  _kept: boolean;
+  dispose(): void;
+}
+
+interface Scope {
+  tensors: Disposable[];
+}
+
+const syncScopes: Scope[] = [];
+const asyncScopes = new AsyncLocalStorage<Scope>();
+let asyncScopeCount = 0;
+
+/** Frees a tensor's handle when its JS object is collected without dispose(). */
+export const finalizer = new FinalizationRegistry<Handle>((h) => {
+  native.dispose(h);
+});
+
+function currentScope(): Scope | undefined {
+  const n = syncScopes.length;
+  if (n > 0) return syncScopes[n - 1];
+  return asyncScopeCount > 0 ? asyncScopes.getStore() : undefined;
+}
+
+/** Called for every new tensor: the innermost open scope takes ownership of it. */
+export function track(t: Disposable): void {
+  const n = syncScopes.length;
+  if (n > 0) syncScopes[n - 1]!.tensors.push(t);
+  else if (asyncScopeCount > 0) asyncScopes.getStore()?.tensors.push(t);
+}
+
+/** Marks a tensor as long-lived: no scope will dispose it (dispose it yourself). Returns it. */
+export function keep<T extends Disposable>(t: T): T {
+  t._kept = true;
+  return t;
+}
+
+function collectReturned(value: unknown, into: Set<Disposable>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== "object" || seen.has(value)) return;
+  seen.add(value);
+  if (typeof (value as Disposable)._h === "number" && typeof (value as Disposable).dispose === "function") {
+    into.add(value as Disposable);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectReturned(v, into, seen);
+    return;
+  }
+  if (value instanceof Map) {
+    for (const v of value.values()) collectReturned(v, into, seen);
+    return;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    for (const v of Object.values(value)) collectReturned(v, into, seen);
+  }
+}
+
+function closeScope(scope: Scope, result: unknown): void {
+  const returned = new Set<Disposable>();
+  collectReturned(result, returned, new Set());
+  const parent = currentScope();
+  for (const t of scope.tensors) {
+    if (returned.has(t)) parent?.tensors.push(t);
+    else if (!t._kept) t.dispose();
+  }
+  scope.tensors.length = 0;
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it, except tensors reachable from its
+ * return value (through arrays, plain objects and Maps) and tensors passed to `keep()`.
+ * Returned tensors pass to the enclosing scope, if any.
+ */
+export function scope<T>(fn: () => T): T {
+  const s: Scope = { tensors: [] };
+  syncScopes.push(s);
+  let result: T | undefined;
+  try {
+    result = fn();
+    if (result instanceof Promise)
+      throw new TypeError("scope(fn): fn returned a Promise; use scopeAsync() for async code");
+    return result;
+  } finally {
+    syncScopes.pop();
+    closeScope(s, result);
+  }
+}
+
+/** Async version of `scope`: tensors created by `fn` and anything it awaits are tracked. */
+export async function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const s: Scope = { tensors: [] };
+  asyncScopeCount++;
+  let result: T | undefined;
+  try {
+    result = await asyncScopes.run(s, fn);
+    return result;
+  } finally {
+    asyncScopeCount--;
+    closeScope(s, result);
+  }
+}
+
+export interface MemoryStats {
+  /** Tensors alive in this thread (not yet disposed or collected). */
+  liveTensors: number;
+  /** Bytes of the distinct storages those tensors hold (CPU and GPU). */
+  liveBytes: number;
+  /** CUDA caching allocator: bytes allocated and reserved on the current device (0 without CUDA). */
+  cudaAllocated: number;
+  cudaReserved: number;
+}
+
+export function memoryStats(): MemoryStats {
+  const [liveTensors, liveBytes] = native.stats();
+  const [cudaAllocated, cudaReserved] = native.cudaInfo()[0] ? native.cudaMemory(0) : [0, 0];
+  return { liveTensors, liveBytes, cudaAllocated, cudaReserved };
+}

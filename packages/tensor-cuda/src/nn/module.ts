@@ -1,0 +1,224 @@
+// nn.Module: a named tree of parameters, buffers and child modules, discovered from the
+// module's own properties, so property paths are the state-dict keys (`layers.0.attn.q_proj.weight`).
+import { type DType } from "../dtype.js";
+import { StateDictError } from "../errors.js";
+import { finalizer, keep } from "../memory.js";
+import { noGrad } from "../creation.js";
+import { detachedHandle, type Device, isDTypeName, Tensor } from "../tensor.js";
+
+/** A tensor that a Module owns and an optimizer updates: a leaf that requires grad by default. */
+export class Parameter extends Tensor {
+  /** Makes a parameter holding `data`'s values (shares its memory; `data` itself stays yours). */
+  constructor(data: Tensor, options: { requiresGrad?: boolean } = {}) {
+    super(detachedHandle(data));
+    this._kept = true; // parameters live as long as their module: no scope disposes them
+    if (options.requiresGrad ?? true) this.requiresGrad = true;
+  }
+
+  /** @internal replaces the tensor this parameter holds (module.to, loading), keeping identity. */
+  _assign(t: Tensor): void {
+    const requiresGrad = this.requiresGrad;
+    const h = detachedHandle(t);
+    this.dispose();
+    this._h = h;
+    (this as unknown as { _meta: unknown })._meta = undefined;
+    finalizer.register(this, h);
+    if (requiresGrad) this.requiresGrad = true;
+  }
+}
+
+/** A flat mapping from dotted key to tensor. */
+export type StateDict = Map<string, Tensor>;
+
+/** What loadStateDict accepts: a Map, a plain object, or a lazy reader such as a safetensors file. */
+export type StateDictSource =
+  | Map<string, Tensor>
+  | Record<string, Tensor>
+  | { keys(): Iterable<string>; get(key: string): Tensor; shapeOf?(key: string): number[] };
+
+export abstract class Module {
+  training = true;
+  /** @internal */ private readonly _buffers = new Map<string, { tensor: Tensor; persistent: boolean }>();
+
+  /** Registers a non-trainable tensor (running stats, rotary frequencies...) under `name`. */
+  registerBuffer(name: string, tensor: Tensor, options: { persistent?: boolean } = {}): Tensor {
+    keep(tensor);
+    this._buffers.set(name, { tensor, persistent: options.persistent ?? true });
+    Object.defineProperty(this, name, {
+      get: () => this._buffers.get(name)!.tensor,
+      set: (t: Tensor) => {
+        keep(t);
+        this._buffers.get(name)!.tensor = t;
+      },
+      enumerable: false,
+      configurable: true,
+    });
+    return tensor;
+  }
+
+  /** Direct children, in declaration order. */
+  *namedChildren(): Generator<[string, Module]> {
+    for (const [name, value] of Object.entries(this)) if (value instanceof Module) yield [name, value];
+  }
+
+  *namedModules(prefix = ""): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, child] of this.namedChildren()) yield* child.namedModules(prefix ? `${prefix}.${name}` : name);
+  }
+
+  *namedParameters(prefix = ""): Generator<[string, Parameter]> {
+    for (const [name, value] of Object.entries(this)) if (value instanceof Parameter) yield [prefix + name, value];
+    for (const [name, child] of this.namedChildren()) yield* child.namedParameters(`${prefix}${name}.`);
+  }
+
+  parameters(): Parameter[] {
+    return Array.from(this.namedParameters(), ([, p]) => p);
+  }
+
+  *namedBuffers(prefix = "", options: { persistentOnly?: boolean } = {}): Generator<[string, Tensor]> {
+    for (const [name, b] of this._buffers) if (!options.persistentOnly || b.persistent) yield [prefix + name, b.tensor];
+    for (const [name, child] of this.namedChildren()) yield* child.namedBuffers(`${prefix}${name}.`, options);
+  }
+
+  /** Parameters and persistent buffers by key. The tensors are the module's own, not copies. */
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
+    for (const [k, p] of this.namedParameters()) out.set(k, p);
+    for (const [k, b] of this.namedBuffers("", { persistentOnly: true })) out.set(k, b);
+    return out;
+  }
+
+  /**
+   * Copies values into the module's tensors (cast to their dtype and device). With `strict`
+   * (the default) any missing, unexpected or mis-shaped key throws a StateDictError naming them
+   * all; without it, mis-shaped keys still throw and the missing/unexpected lists are returned.
+   */
+  loadStateDict(source: StateDictSource, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
+    const strict = options.strict ?? true;
+    const reader = toReader(source);
+    const own = this.stateDict();
+    const keys = new Set(reader.keys());
+    const missing = [...own.keys()].filter((k) => !keys.has(k));
+    const unexpected = [...keys].filter((k) => !own.has(k));
+    const mismatched: { key: string; expected: number[]; got: number[] }[] = [];
+    for (const [k, t] of own) {
+      if (!keys.has(k)) continue;
+      const got = reader.shapeOf(k);
+      const expected = t.shape;
+      if (got.length !== expected.length || got.some((d, i) => d !== expected[i])) mismatched.push({ key: k, expected, got });
+    }
+    if (mismatched.length || (strict && (missing.length || unexpected.length)))
+      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched);
+    noGrad(() => {
+      for (const [k, t] of own) {
+        if (!keys.has(k)) continue;
+        const value = reader.get(k);
+        try {
+          t.copy_(value);
+        } finally {
+          if (reader.owned) value.dispose();
+        }
+      }
+    });
+    return { missingKeys: missing, unexpectedKeys: unexpected };
+  }
+
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Moves parameters and buffers to a device and/or casts floating-point ones to a dtype, in
+   * place (parameter objects keep their identity, so optimizers built before stay valid).
+   */
+  to(target: DType | Device | { dtype?: DType; device?: Device }): this {
+    const spec = typeof target === "string" ? (isDTypeName(target) ? { dtype: target } : { device: target }) : target;
+    const convert = (t: Tensor) => t.to({ device: spec.device, dtype: t.isFloatingPoint() ? spec.dtype : undefined });
+    noGrad(() => {
+      for (const p of this.parameters()) {
+        const moved = convert(p);
+        if (moved !== p) {
+          p._assign(moved);
+          moved.dispose();
+        }
+      }
+      for (const [, m] of this.namedModules())
+        for (const [name, b] of m._buffers) {
+          const moved = convert(b.tensor);
+          if (moved !== b.tensor) {
+            b.tensor.dispose();
+            b.tensor = keep(moved);
+          }
+          void name;
+        }
+    });
+    return this;
+  }
+
+  /** Clears every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Frees every parameter and buffer of this module tree. */
+  dispose(): void {
+    for (const p of this.parameters()) p.dispose();
+    for (const [, m] of this.namedModules()) for (const [, b] of m._buffers) b.tensor.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Number of parameter elements. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.numel(), 0);
+  }
+}
+
+/** An indexed list of child modules: keys `0`, `1`, ... as in `nn.ModuleList`. */
+export class ModuleList<T extends Module = Module> extends Module implements Iterable<T> {
+  [index: number]: T;
+  constructor(modules: Iterable<T> = []) {
+    super();
+    let i = 0;
+    for (const m of modules) (this as unknown as Record<number, T>)[i++] = m;
+  }
+  get length(): number {
+    return [...this.namedChildren()].length;
+  }
+  at(index: number): T {
+    const m = (this as unknown as Record<number, T | undefined>)[index < 0 ? index + this.length : index];
+    if (!m) throw new RangeError(`ModuleList index ${index} out of range (length ${this.length})`);
+    return m;
+  }
+  *[Symbol.iterator](): Iterator<T> {
+    for (const [, m] of this.namedChildren()) yield m as T;
+  }
+}
+
+interface Reader {
+  keys(): Iterable<string>;
+  get(key: string): Tensor;
+  shapeOf(key: string): number[];
+  owned: boolean;
+}
+
+function toReader(source: StateDictSource): Reader {
+  if (source instanceof Map)
+    return { keys: () => source.keys(), get: (k) => source.get(k)!, shapeOf: (k) => source.get(k)!.shape, owned: false };
+  if (typeof (source as { get?: unknown }).get === "function" && typeof (source as { keys?: unknown }).keys === "function") {
+    const lazy = source as { keys(): Iterable<string>; get(key: string): Tensor; shapeOf?(key: string): number[] };
+    return {
+      keys: () => lazy.keys(),
+      get: (k) => lazy.get(k),
+      shapeOf: (k) => (lazy.shapeOf ? lazy.shapeOf(k) : lazy.get(k).shape),
+      owned: true,
+    };
+  }
+  const record = source as Record<string, Tensor>;
+  return { keys: () => Object.keys(record), get: (k) => record[k]!, shapeOf: (k) => record[k]!.shape, owned: false };
+}
