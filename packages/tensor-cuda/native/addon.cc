@@ -106,6 +106,7 @@ enum Kind : uint8_t {
 struct ArgInfo {
   Kind kind;
   bool hasDefault;
+  bool optional;
   c10::IValue defaultValue;
   int32_t n;  // fixed list length (int[2]) or -1
   std::string name;
@@ -409,7 +410,7 @@ Kind kindOf(const c10::TypePtr& type) {
         case K_STRING: return K_OPT_STRING;
         case K_DEVICE: return K_OPT_DEVICE;
         case K_GENERATOR: return K_GENERATOR;
-        default: return K_UNSUPPORTED;
+        default: return inner;  // lists: optional-ness is kept in ArgInfo::optional
       }
     }
     default: return K_UNSUPPORTED;
@@ -463,6 +464,7 @@ napi_value RegisterOp(napi_env env, napi_callback_info info) {
       ArgInfo ai;
       ai.kind = kindOf(sa.type());
       ai.hasDefault = sa.default_value().has_value();
+      ai.optional = sa.type()->kind() == c10::TypeKind::OptionalType;
       if (ai.hasDefault) ai.defaultValue = *sa.default_value();
       ai.n = sa.N() ? *sa.N() : -1;
       ai.name = sa.name();
@@ -491,7 +493,7 @@ napi_value Call(napi_env env, napi_callback_info info) {
       size_t j = i + 1;
       if (j >= a.argc || isNullish(env, a.argv[j])) {
         if (ai.hasDefault) stack.push_back(ai.defaultValue);
-        else if (isOptional(ai.kind)) stack.emplace_back();
+        else if (ai.optional || isOptional(ai.kind)) stack.emplace_back();
         else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
         continue;
       }
@@ -531,7 +533,7 @@ napi_value CallInplace(napi_env env, napi_callback_info info) {
       size_t j = i + 1;
       if (j >= a.argc || isNullish(env, a.argv[j])) {
         if (ai.hasDefault) stack.push_back(ai.defaultValue);
-        else if (isOptional(ai.kind)) stack.emplace_back();
+        else if (ai.optional || isOptional(ai.kind)) stack.emplace_back();
         else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
         continue;
       }
