@@ -5,6 +5,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     pool: "forks",
+    poolOptions: { forks: { execArgv: ["--expose-gc"] } },
     testTimeout: 120_000,
     hookTimeout: 300_000,
   },

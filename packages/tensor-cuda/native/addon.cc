@@ -160,7 +160,10 @@ napi_value guarded(napi_env env, F&& body) {
   } catch (const c10::OutOfMemoryError& ex) {
     throwAs(env, e->oomError, ex.what_without_backtrace());
   } catch (const c10::Error& ex) {
-    throwAs(env, e->torchError, ex.what_without_backtrace());
+    // The CPU allocator reports exhaustion as a plain enforce failure; classify it as OOM too.
+    std::string msg = ex.what_without_backtrace();
+    bool oom = msg.find("can't allocate memory") != std::string::npos || msg.find("out of memory") != std::string::npos;
+    throwAs(env, oom ? e->oomError : e->torchError, msg);
   } catch (const std::exception& ex) {
     throwAs(env, e->torchError, ex.what());
   } catch (...) {
