@@ -82,9 +82,13 @@ export abstract class Module {
 
   /** Parameters and persistent buffers by key. The tensors are the module's own, not copies. */
   stateDict(): StateDict {
+    // PyTorch's order: each module's own parameters, then its own buffers, then its children.
     const out: StateDict = new Map();
-    for (const [k, p] of this.namedParameters()) out.set(k, p);
-    for (const [k, b] of this.namedBuffers("", { persistentOnly: true })) out.set(k, b);
+    for (const [path, m] of this.namedModules()) {
+      const prefix = path ? `${path}.` : "";
+      for (const [name, value] of Object.entries(m)) if (value instanceof Parameter) out.set(prefix + name, value);
+      for (const [name, b] of m._buffers) if (b.persistent) out.set(prefix + name, b.tensor);
+    }
     return out;
   }
 
