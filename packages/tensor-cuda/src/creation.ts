@@ -152,6 +152,7 @@ export function eye(n: number, options: TensorOptions = {}): Tensor {
 
 /** `arange(end)` or `arange(start, end, step?)`; integer arguments give int64, as in PyTorch. */
 export function arange(end: number, options?: TensorOptions): Tensor;
+export function arange(start: number, end: number, options?: TensorOptions): Tensor;
 export function arange(start: number, end: number, step?: number, options?: TensorOptions): Tensor;
 export function arange(a: number, b?: number | TensorOptions, c?: number | TensorOptions, d?: TensorOptions): Tensor {
   let start = 0;

@@ -31,15 +31,47 @@ function currentScope(): Scope | undefined {
   return asyncScopeCount > 0 ? asyncScopes.getStore() : undefined;
 }
 
-/** Called for every new tensor: the innermost open scope takes ownership of it. */
+/**
+ * Called for every new tensor: the innermost open scope takes ownership of it. A tensor outside
+ * any scope goes to the FinalizationRegistry instead; a scoped one only if it outlives its scopes
+ * (returned to the top level, or kept), which saves the registry's cost on hot scoped loops.
+ */
 export function track(t: Disposable): void {
   const n = syncScopes.length;
-  if (n > 0) syncScopes[n - 1]!.tensors.push(t);
-  else if (asyncScopeCount > 0) asyncScopes.getStore()?.tensors.push(t);
+  if (n > 0) {
+    syncScopes[n - 1]!.tensors.push(t);
+    return;
+  }
+  const s = asyncScopeCount > 0 ? asyncScopes.getStore() : undefined;
+  if (s) s.tensors.push(t);
+  else deferRegistration(t);
+}
+
+// Registration with the FinalizationRegistry costs about half a microsecond, as much as a small op.
+// Unscoped tensors are queued and registered in batches (every 4096 tensors, or at the next
+// microtask); those already disposed by then (`x.add(y).dispose()`) are never registered.
+let pending: Disposable[] = [];
+let flushQueued = false;
+
+function flushPending(): void {
+  flushQueued = false;
+  const batch = pending;
+  pending = [];
+  for (const t of batch) if (t._h >= 0) finalizer.register(t, t._h);
+}
+
+function deferRegistration(t: Disposable): void {
+  pending.push(t);
+  if (pending.length >= 4096) flushPending();
+  else if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flushPending);
+  }
 }
 
 /** Marks a tensor as long-lived: no scope will dispose it (dispose it yourself). Returns it. */
 export function keep<T extends Disposable>(t: T): T {
+  if (!t._kept && currentScope() !== undefined) finalizer.register(t, t._h);
   t._kept = true;
   return t;
 }
@@ -70,8 +102,10 @@ function closeScope(scope: Scope, result: unknown): void {
   collectReturned(result, returned, new Set());
   const parent = currentScope();
   for (const t of scope.tensors) {
-    if (returned.has(t)) parent?.tensors.push(t);
-    else if (!t._kept) t.dispose();
+    if (returned.has(t)) {
+      if (parent) parent.tensors.push(t);
+      else if (!t._kept) finalizer.register(t, t._h);
+    } else if (!t._kept) t.dispose();
   }
   scope.tensors.length = 0;
 }

@@ -4,7 +4,7 @@
 import { inspect } from "node:util";
 import { type AnyTypedArray, type DType, dtypeCode, dtypeName, dtypeOfTypedArray, isFloatingPoint } from "./dtype.js";
 import { native, op, type Handle } from "./native.js";
-import { finalizer, track } from "./memory.js";
+import { track } from "./memory.js";
 
 export type Device = "cpu" | "cuda" | `cuda:${number}` | (string & {});
 
@@ -189,8 +189,7 @@ export class Tensor {
   /** @internal use the creation functions (tensor, zeros, randn...) instead */
   constructor(handle: Handle) {
     this._h = handle;
-    finalizer.register(this, handle);
-    track(this);
+    track(this); // owned by the current scope, else by the FinalizationRegistry safety net
   }
 
   // ----- identity and metadata --------------------------------------------------------------

@@ -11,7 +11,7 @@ export class Parameter extends Tensor {
   /** Makes a parameter holding `data`'s values (shares its memory; `data` itself stays yours). */
   constructor(data: Tensor, options: { requiresGrad?: boolean } = {}) {
     super(detachedHandle(data));
-    this._kept = true; // parameters live as long as their module: no scope disposes them
+    keep(this); // parameters live as long as their module: no scope disposes them
     if (options.requiresGrad ?? true) this.requiresGrad = true;
   }
 
