@@ -480,32 +480,39 @@ napi_value RegisterOp(napi_env env, napi_callback_info info) {
   });
 }
 
-// call(opId, ...args): arguments in schema order; undefined takes the schema default.
+// Converts call(opId, ...args) arguments to the operator's boxed stack, in schema order;
+// undefined/null takes the schema default (or None for an optional argument).
+const OpInfo& buildStack(napi_env env, const Args& a, Env* e, torch::jit::Stack& stack) {
+  uint32_t id;
+  if (a.argc < 1 || napi_get_value_uint32(env, a.argv[0], &id) != napi_ok || id >= e->ops.size())
+    throw JsArgError("bad operator id");
+  const OpInfo& op = e->ops[id];
+  stack.reserve(op.args.size());
+  for (size_t i = 0; i < op.args.size(); i++) {
+    const ArgInfo& ai = op.args[i];
+    size_t j = i + 1;
+    if (j >= a.argc || isNullish(env, a.argv[j])) {
+      if (ai.hasDefault) stack.push_back(ai.defaultValue);
+      else if (ai.optional || isOptional(ai.kind)) stack.emplace_back();
+      else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
+      continue;
+    }
+    try {
+      stack.push_back(convertArg(env, a.argv[j], ai));
+    } catch (const JsArgError& err) {
+      throw JsArgError(op.name + ": argument '" + ai.name + "': " + err.what());
+    }
+  }
+  return op;
+}
+
+// call(opId, ...args) -> the operator's result (an array when it has several).
 napi_value Call(napi_env env, napi_callback_info info) {
   Args a = getArgs(env, info);
   Env* e = getEnv(env);
   return guarded(env, [&]() -> napi_value {
-    uint32_t id;
-    if (a.argc < 1 || napi_get_value_uint32(env, a.argv[0], &id) != napi_ok || id >= e->ops.size())
-      throw JsArgError("bad operator id");
-    const OpInfo& op = e->ops[id];
     torch::jit::Stack stack;
-    stack.reserve(op.args.size());
-    for (size_t i = 0; i < op.args.size(); i++) {
-      const ArgInfo& ai = op.args[i];
-      size_t j = i + 1;
-      if (j >= a.argc || isNullish(env, a.argv[j])) {
-        if (ai.hasDefault) stack.push_back(ai.defaultValue);
-        else if (ai.optional || isOptional(ai.kind)) stack.emplace_back();
-        else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
-        continue;
-      }
-      try {
-        stack.push_back(convertArg(env, a.argv[j], ai));
-      } catch (const JsArgError& err) {
-        throw JsArgError(op.name + ": argument '" + ai.name + "': " + err.what());
-      }
-    }
+    const OpInfo& op = buildStack(env, a, e, stack);
     op.handle.callBoxed(&stack);
     if (stack.empty()) {
       napi_value u;
@@ -525,24 +532,8 @@ napi_value CallInplace(napi_env env, napi_callback_info info) {
   Args a = getArgs(env, info);
   Env* e = getEnv(env);
   return guarded(env, [&]() -> napi_value {
-    uint32_t id;
-    if (a.argc < 1 || napi_get_value_uint32(env, a.argv[0], &id) != napi_ok || id >= e->ops.size())
-      throw JsArgError("bad operator id");
-    const OpInfo& op = e->ops[id];
     torch::jit::Stack stack;
-    stack.reserve(op.args.size());
-    for (size_t i = 0; i < op.args.size(); i++) {
-      const ArgInfo& ai = op.args[i];
-      size_t j = i + 1;
-      if (j >= a.argc || isNullish(env, a.argv[j])) {
-        if (ai.hasDefault) stack.push_back(ai.defaultValue);
-        else if (ai.optional || isOptional(ai.kind)) stack.emplace_back();
-        else throw JsArgError(op.name + ": missing argument '" + ai.name + "'");
-        continue;
-      }
-      stack.push_back(convertArg(env, a.argv[j], ai));
-    }
-    op.handle.callBoxed(&stack);
+    buildStack(env, a, e, stack).handle.callBoxed(&stack);
     napi_value u;
     napi_get_undefined(env, &u);
     return u;

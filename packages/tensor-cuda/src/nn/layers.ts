@@ -1,8 +1,8 @@
 // The primitive layers, with PyTorch's parameter names and default initialisation.
 import { empty, ones, zeros } from "../creation.js";
-import { type DType } from "../dtype.js";
+import type { DType } from "../dtype.js";
 import * as F from "../functional.js";
-import { type Device, type Tensor } from "../tensor.js";
+import type { Device, Tensor } from "../tensor.js";
 import { Module, Parameter } from "./module.js";
 
 export interface FactoryOptions {

@@ -1,6 +1,6 @@
 // nn.Module: a named tree of parameters, buffers and child modules, discovered from the
 // module's own properties, so property paths are the state-dict keys (`layers.0.attn.q_proj.weight`).
-import { type DType } from "../dtype.js";
+import type { DType } from "../dtype.js";
 import { StateDictError } from "../errors.js";
 import { finalizer, keep } from "../memory.js";
 import { noGrad } from "../creation.js";

@@ -1,8 +1,8 @@
 // Optimizers with PyTorch's semantics (torch.optim, single-tensor code path), and gradient clipping.
 import { fullLike, noGrad, stack, zerosLike } from "../creation.js";
 import { keep, scope } from "../memory.js";
-import { type Parameter } from "../nn/module.js";
-import { type Tensor } from "../tensor.js";
+import type { Parameter } from "../nn/module.js";
+import type { Tensor } from "../tensor.js";
 
 export interface ParamGroup<H> {
   params: Parameter[];

@@ -1,6 +1,6 @@
 // Learning-rate schedules: LambdaLR (torch.optim.lr_scheduler) and the two warm-up schedules of
 // transformers' optimization module (constant and cosine), which Pisces training uses.
-import { type Optimizer } from "./optimizer.js";
+import type { Optimizer } from "./optimizer.js";
 
 /** Sets each group's lr to `baseLr * lambda(step)`; call `step()` after each `optimizer.step()`. */
 export class LambdaLR {
