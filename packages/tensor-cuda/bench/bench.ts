@@ -61,13 +61,13 @@ const matmuls = (n: number) => () => {
 };
 matmuls(2)();
 
-// Two rounds, alternating with the Python process, keeping each side's best: load from other
+// Three rounds, alternating with the Python process, keeping each side's best: load from other
 // processes on a shared machine then hits both sides alike.
 type Timings = { small_add: number; train_step: number; matmul: number };
 const ours: Timings = { small_add: Infinity, train_step: Infinity, matmul: Infinity };
 const theirs: Timings = { small_add: Infinity, train_step: Infinity, matmul: Infinity };
 let torchVersion = "";
-for (let round = 0; round < 2; round++) {
+for (let round = 0; round < 3; round++) {
   ours.small_add = Math.min(ours.small_add, bestTime(adds, 5) / 100_000);
   ours.train_step = Math.min(ours.train_step, bestTime(trainSteps(20), 5) / 20);
   ours.matmul = Math.min(ours.matmul, bestTime(matmuls(5), 5) / 5);
@@ -98,7 +98,7 @@ if (!process.env.BENCH_NO_WRITE) {
     join(here, "RESULTS.md"),
     `# @pisces/tensor-cuda benchmark\n\nWritten by \`pnpm bench\` on ${new Date().toISOString().slice(0, 10)}.\n` +
       `Machine: ${machine}. libtorch ${T.libtorchVersion()} (CPU build), Node ${process.version}, Python PyTorch ${py.torch}.\n` +
-      "Times are the best of 10 runs per side (2 rounds alternating with the Python process); both sides measured in the same run.\n\n" +
+      "Times are the best of 15 runs per side (3 rounds alternating with the Python process); both sides measured in the same run.\n\n" +
       `${table}\n`,
   );
 }
