@@ -1,7 +1,12 @@
 import { defineConfig } from "vitest/config";
 
+// Workspace packages resolve to their TypeScript sources (the "@pisces/source" export condition),
+// so tests need no prior build.
+const conditions = ["@pisces/source", "import", "node", "default"];
+
 export default defineConfig({
-  resolve: { conditions: ["@pisces/source"] },
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
   test: {
     include: ["test/**/*.test.ts"],
     pool: "forks",

@@ -1,5 +1,5 @@
 // @pisces/tensor-cuda: PyTorch-style tensors for Node.js over libtorch (CPU and CUDA).
-export { type Device, Generator, type RandomOptions, type Scalar, type Shape, Tensor, type TensorOptions } from "./tensor.js";
+export { type Device, Generator, pow, type RandomOptions, type Scalar, type Shape, Tensor, type TensorOptions } from "./tensor.js";
 export { type DType, DTYPE_SIZE, isFloatingPoint } from "./dtype.js";
 export {
   arange,

@@ -824,6 +824,13 @@ function toTensorHandle(other: Tensor | Scalar, like: Tensor): Handle {
   return new Tensor(native.call(scalarTensorOp, scalar(other), dtypeCode(like.dtype), null, like.device))._h;
 }
 
+/** `base ** exponent` elementwise, where either side may be a number (`torch.pow`). */
+export function pow(base: Tensor | number, exponent: Tensor | number): Tensor {
+  if (base instanceof Tensor) return base.pow(exponent);
+  if (exponent instanceof Tensor) return new Tensor(native.call(O.powST, scalar(base), exponent._h));
+  throw new TypeError("pow(): at least one of base and exponent must be a Tensor");
+}
+
 /** @internal a fresh handle on `t`'s data, detached from autograd, owned by the caller. */
 export function detachedHandle(t: Tensor): Handle {
   return native.call(O.detach, t._h) as Handle;

@@ -66,9 +66,17 @@ export abstract class Module {
     for (const [name, child] of this.namedChildren()) yield* child.namedModules(prefix ? `${prefix}.${name}` : name);
   }
 
+  /** Every parameter once, by its first path (a tied weight is listed under its first owner only). */
   *namedParameters(prefix = ""): Generator<[string, Parameter]> {
-    for (const [name, value] of Object.entries(this)) if (value instanceof Parameter) yield [prefix + name, value];
-    for (const [name, child] of this.namedChildren()) yield* child.namedParameters(`${prefix}${name}.`);
+    const seen = new Set<Parameter>();
+    for (const [path, m] of this.namedModules()) {
+      const p = path ? `${prefix}${path}.` : prefix;
+      for (const [name, value] of Object.entries(m))
+        if (value instanceof Parameter && !seen.has(value)) {
+          seen.add(value);
+          yield [p + name, value];
+        }
+    }
   }
 
   parameters(): Parameter[] {

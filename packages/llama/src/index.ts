@@ -1,0 +1,26 @@
+// @pisces/llama: Llama 3.x over @pisces/tensor-cuda, numerically equal to transformers.
+export {
+  type LlamaConfig,
+  type LlamaConfigJson,
+  LlamaConfigError,
+  llama31_8bInstruct,
+  llama32_1b,
+  resolveLlamaConfig,
+  type RopeScaling,
+  smolLM2_135m,
+} from "./config.js";
+export { StaticCache } from "./cache.js";
+export {
+  applyRotaryPosEmb,
+  causalLmLoss,
+  LlamaAttention,
+  LlamaDecoderLayer,
+  LlamaForCausalLM,
+  type LlamaForwardInput,
+  LlamaMLP,
+  LlamaModel,
+  type LlamaOutput,
+  LlamaRMSNorm,
+  LlamaRotaryEmbedding,
+  type ModelOptions,
+} from "./model.js";

@@ -1,0 +1,399 @@
+// Llama 3.x decoder-only transformer, following transformers' modeling_llama.py (v5): RMSNorm
+// computed in float32, rotary embeddings (default and llama3 scaling), grouped-query attention
+// through libtorch's scaled_dot_product_attention, SiLU-gated MLP. Module paths equal the Hugging
+// Face checkpoint keys (`model.layers.3.self_attn.q_proj.weight`).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as T from "@pisces/tensor-cuda";
+import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
+import { StaticCache } from "./cache.js";
+
+type Tensor = T.Tensor;
+const { Module, ModuleList, Linear, Embedding, Parameter } = T.nn;
+
+export interface ModelOptions {
+  dtype?: T.DType;
+  device?: T.Device;
+}
+
+/** x / sqrt(mean(x^2) + eps) in float32, cast back, times weight (LlamaRMSNorm). */
+export class LlamaRMSNorm extends Module {
+  weight: T.nn.Parameter;
+  constructor(
+    hiddenSize: number,
+    readonly eps: number,
+    options: ModelOptions = {},
+  ) {
+    super();
+    const ones = T.ones([hiddenSize], options);
+    this.weight = new Parameter(ones);
+    ones.dispose();
+  }
+  forward(x: Tensor): Tensor {
+    return T.scope(() => {
+      const h = x.to("float32");
+      const variance = h.pow(2).mean(-1, { keepdim: true });
+      return this.weight.mul(h.mul(variance.add(this.eps).rsqrt()).to(x.dtype));
+    });
+  }
+}
+
+/** Inverse frequencies of the rotary embedding, with llama3 scaling when configured (float32). */
+export function ropeInverseFrequencies(config: LlamaConfig): Tensor {
+  return T.scope(() => {
+    const dim = config.headDim;
+    const exponents = T.arange(0, dim, 2, { dtype: "int64" }).to("float32").div(dim);
+    const invFreq = T.pow(config.ropeTheta, exponents).reciprocal(); // 1 / theta^(2i/d)
+    const s = config.ropeScaling;
+    if (s.type === "default") return invFreq;
+    const lowFreqWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    const wavelen = invFreq.reciprocal().mul(2 * Math.PI);
+    const scaled = T.where(wavelen.gt(lowFreqWavelen), invFreq.div(s.factor), invFreq);
+    const smooth = wavelen.reciprocal().mul(s.originalMaxPositionEmbeddings).sub(s.lowFreqFactor).div(s.highFreqFactor - s.lowFreqFactor);
+    const smoothed = smooth.neg().add(1).mul(scaled).div(s.factor).add(smooth.mul(scaled));
+    const isMedium = wavelen.lt(highFreqWavelen).logicalNot().logicalAnd(wavelen.gt(lowFreqWavelen).logicalNot());
+    return T.where(isMedium, smoothed, scaled);
+  });
+}
+
+/** cos/sin tables for positions (LlamaRotaryEmbedding); no parameters. */
+export class LlamaRotaryEmbedding extends Module {
+  declare inv_freq: Tensor;
+  constructor(config: LlamaConfig) {
+    super();
+    this.registerBuffer("inv_freq", ropeInverseFrequencies(config), { persistent: false });
+  }
+  /** positionIds (B, T) -> cos, sin (B, T, hs) in x's dtype. */
+  forward(x: Tensor, positionIds: Tensor): [Tensor, Tensor] {
+    if (this.inv_freq.device !== x.device) {
+      const moved = this.inv_freq.to(x.device);
+      this.inv_freq.dispose();
+      this.inv_freq = moved;
+    }
+    return T.scope(() => {
+      const freqs = positionIds.unsqueeze(-1).to("float32").mul(this.inv_freq); // (B, T, hs/2)
+      const emb = T.cat([freqs, freqs], -1); // (B, T, hs)
+      return [emb.cos().to(x.dtype), emb.sin().to(x.dtype)] as [Tensor, Tensor];
+    });
+  }
+}
+
+function rotateHalf(x: Tensor): Tensor {
+  const half = x.size(-1) / 2;
+  return T.cat([x.slice(-1, half).neg(), x.slice(-1, 0, half)], -1);
+}
+
+/** q, k (B, nh, T, hs) rotated by cos, sin (B, T, hs). */
+export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
+  const c = cos.unsqueeze(1); // (B, 1, T, hs)
+  const s = sin.unsqueeze(1);
+  return [q.mul(c).add(rotateHalf(q).mul(s)), k.mul(c).add(rotateHalf(k).mul(s))];
+}
+
+export class LlamaAttention extends Module {
+  q_proj: T.nn.Linear;
+  k_proj: T.nn.Linear;
+  v_proj: T.nn.Linear;
+  o_proj: T.nn.Linear;
+  constructor(
+    readonly config: LlamaConfig,
+    readonly layerIdx: number,
+    options: ModelOptions = {},
+  ) {
+    super();
+    const { hiddenSize: C, numAttentionHeads: nh, numKeyValueHeads: nkv, headDim: hs, attentionBias: bias } = config;
+    this.q_proj = new Linear(C, nh * hs, { ...options, bias });
+    this.k_proj = new Linear(C, nkv * hs, { ...options, bias });
+    this.v_proj = new Linear(C, nkv * hs, { ...options, bias });
+    this.o_proj = new Linear(nh * hs, C, { ...options, bias });
+  }
+
+  /**
+   * x (B, T, C); cos/sin (B, T, hs); mask: boolean (B, 1, T, S) with true = attend, or "causal"
+   * (no padding, no cache offset). With a cache, keys/values are written at `cachePosition` and
+   * attention runs over all cached positions.
+   */
+  forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal", cache?: StaticCache, cachePosition = 0): Tensor {
+    const [B, Tn] = x.shape as [number, number];
+    const { numAttentionHeads: nh, numKeyValueHeads: nkv, headDim: hs } = this.config;
+    const q0 = this.q_proj.forward(x).view([B, Tn, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
+    const k0 = this.k_proj.forward(x).view([B, Tn, nkv, hs]).transpose(1, 2); // (B, nkv, T, hs)
+    let v = this.v_proj.forward(x).view([B, Tn, nkv, hs]).transpose(1, 2); // (B, nkv, T, hs)
+    let [q, k] = applyRotaryPosEmb(q0, k0, cos, sin);
+    if (cache) [k, v] = cache.update(this.layerIdx, k, v, cachePosition); // (B, nkv, S, hs)
+    const y = T.scaledDotProductAttention(q, k, v, {
+      attnMask: mask === "causal" ? null : mask,
+      isCausal: mask === "causal",
+      scale: hs ** -0.5,
+      enableGqa: nh !== nkv,
+    }); // (B, nh, T, hs)
+    return this.o_proj.forward(y.transpose(1, 2).reshape([B, Tn, nh * hs]));
+  }
+}
+
+export class LlamaMLP extends Module {
+  gate_proj: T.nn.Linear;
+  up_proj: T.nn.Linear;
+  down_proj: T.nn.Linear;
+  constructor(config: LlamaConfig, options: ModelOptions = {}) {
+    super();
+    const bias = config.mlpBias;
+    this.gate_proj = new Linear(config.hiddenSize, config.intermediateSize, { ...options, bias });
+    this.up_proj = new Linear(config.hiddenSize, config.intermediateSize, { ...options, bias });
+    this.down_proj = new Linear(config.intermediateSize, config.hiddenSize, { ...options, bias });
+  }
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(T.silu(this.gate_proj.forward(x)).mul(this.up_proj.forward(x)));
+  }
+}
+
+export class LlamaDecoderLayer extends Module {
+  self_attn: LlamaAttention;
+  mlp: LlamaMLP;
+  input_layernorm: LlamaRMSNorm;
+  post_attention_layernorm: LlamaRMSNorm;
+  constructor(config: LlamaConfig, layerIdx: number, options: ModelOptions = {}) {
+    super();
+    this.self_attn = new LlamaAttention(config, layerIdx, options);
+    this.mlp = new LlamaMLP(config, options);
+    this.input_layernorm = new LlamaRMSNorm(config.hiddenSize, config.rmsNormEps, options);
+    this.post_attention_layernorm = new LlamaRMSNorm(config.hiddenSize, config.rmsNormEps, options);
+  }
+  forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal", cache?: StaticCache, cachePosition = 0): Tensor {
+    const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, mask, cache, cachePosition));
+    return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+export interface LlamaForwardInput {
+  /** Token ids (B, T), int64. Give this or `inputsEmbeds`. */
+  inputIds?: Tensor;
+  /** Input vectors (B, T, C), e.g. text embeddings with image vectors spliced in. */
+  inputsEmbeds?: Tensor;
+  /** (B, S) with 1 for real tokens and 0 for padding, S = cached + new tokens. */
+  attentionMask?: Tensor | null;
+  /** (B, T) positions; by default derived from the attention mask (left padding) or the cache offset. */
+  positionIds?: Tensor;
+  /** A static KV cache; the new tokens are written at `cache.length` and the cache advances. */
+  cache?: StaticCache;
+  /** (B, T) targets for next-token loss; -100 is ignored. Shifted inside, as transformers does. */
+  labels?: Tensor;
+  outputHiddenStates?: boolean;
+}
+
+export interface LlamaOutput {
+  /** (B, T, vocab) */
+  logits: Tensor;
+  loss?: Tensor;
+  /** The embeddings and each layer's output (the last one after the final norm), when asked. */
+  hiddenStates?: Tensor[];
+}
+
+/** Boolean attention mask (B, 1, T, S): causal over positions, and keys that are not padding. */
+export function buildAttentionMask(attentionMask: Tensor | null, B: number, Tn: number, past: number, device: T.Device): Tensor {
+  return T.scope(() => {
+    const S = past + Tn;
+    const q = T.arange(past, S, { device }).unsqueeze(1); // (T, 1)
+    const k = T.arange(0, S, { device }).unsqueeze(0); // (1, S)
+    let allowed = k.le(q).unsqueeze(0).unsqueeze(0).expand([B, 1, Tn, S]); // (B, 1, T, S)
+    if (attentionMask) {
+      allowed = allowed.logicalAnd(attentionMask.to("bool").reshape([B, 1, 1, S]));
+      // A padding query row would attend to nothing (NaN); let it see itself. Its output is unused.
+      allowed = allowed.logicalOr(k.eq(q).unsqueeze(0).unsqueeze(0));
+    }
+    return allowed;
+  });
+}
+
+export class LlamaModel extends Module {
+  embed_tokens: T.nn.Embedding;
+  layers: T.nn.ModuleList<LlamaDecoderLayer>;
+  norm: LlamaRMSNorm;
+  rotary_emb: LlamaRotaryEmbedding;
+  constructor(
+    readonly config: LlamaConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    this.embed_tokens = new Embedding(config.vocabSize, config.hiddenSize, options);
+    this.layers = new ModuleList(Array.from({ length: config.numHiddenLayers }, (_, i) => new LlamaDecoderLayer(config, i, options)));
+    this.norm = new LlamaRMSNorm(config.hiddenSize, config.rmsNormEps, options);
+    this.rotary_emb = new LlamaRotaryEmbedding(config);
+  }
+
+  forward(input: LlamaForwardInput): { lastHiddenState: Tensor; hiddenStates?: Tensor[] } {
+    const { config } = this;
+    if ((input.inputIds === undefined) === (input.inputsEmbeds === undefined))
+      throw new TypeError("LlamaModel.forward: give exactly one of inputIds and inputsEmbeds");
+    let h: Tensor;
+    if (input.inputIds) {
+      const ids = input.inputIds;
+      if (ids.ndim !== 2) throw new RangeError(`inputIds must be (batch, sequence), got shape [${ids.shape}]`);
+      const [lo, hi] = [ids.min().item(), ids.max().item()];
+      if (lo < 0 || hi >= config.vocabSize)
+        throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${config.vocabSize}`);
+      h = this.embed_tokens.forward(ids);
+    } else {
+      h = input.inputsEmbeds!;
+      if (h.ndim !== 3 || h.size(2) !== config.hiddenSize)
+        throw new RangeError(`inputsEmbeds must be (batch, sequence, ${config.hiddenSize}), got shape [${h.shape}]`);
+    }
+    const [B, Tn] = h.shape as [number, number];
+    const cache = input.cache;
+    const past = cache ? cache.length : 0;
+    if (past + Tn > config.maxPositionEmbeddings)
+      throw new RangeError(`sequence of ${past + Tn} tokens exceeds the model's ${config.maxPositionEmbeddings} positions`);
+    if (cache && past + Tn > cache.maxLength)
+      throw new RangeError(`the KV cache holds ${cache.maxLength} positions; ${past + Tn} are needed`);
+    const mask = input.attentionMask ?? null;
+    if (mask && (mask.ndim !== 2 || mask.size(0) !== B || mask.size(1) !== past + Tn))
+      throw new RangeError(`attentionMask must be (batch, cached + new tokens) = [${B}, ${past + Tn}], got [${mask.shape}]`);
+    const positionIds = input.positionIds ?? defaultPositionIds(mask, B, Tn, past, h.device);
+    const [cos, sin] = this.rotary_emb.forward(h, positionIds);
+    const attnMask = mask === null && past === 0 ? "causal" : buildAttentionMask(mask, B, Tn, past, h.device);
+    const hiddenStates: Tensor[] | undefined = input.outputHiddenStates ? [h] : undefined;
+    for (const layer of this.layers) {
+      h = layer.forward(h, cos, sin, attnMask, cache, past);
+      hiddenStates?.push(h);
+    }
+    if (cache) cache.advance(Tn);
+    h = this.norm.forward(h);
+    if (hiddenStates) hiddenStates[hiddenStates.length - 1] = h;
+    return { lastHiddenState: h, hiddenStates };
+  }
+}
+
+/** Positions 0.. for each row, counting only real tokens (left padding), offset by the cache. */
+function defaultPositionIds(mask: Tensor | null, B: number, Tn: number, past: number, device: T.Device): Tensor {
+  return T.scope(() => {
+    if (mask === null) return T.arange(past, past + Tn, { device }).unsqueeze(0).expand([B, Tn]);
+    const pos = mask.to("int64").cumsum(1).sub(1).maskedFill(mask.eq(0), 1); // (B, S)
+    return pos.slice(1, past);
+  });
+}
+
+export class LlamaForCausalLM extends Module {
+  model: LlamaModel;
+  lm_head: T.nn.Linear;
+  /** Keys of config.json this implementation does not use (reported, not silently dropped). */
+  unknownConfigKeys: string[] = [];
+
+  constructor(
+    readonly config: LlamaConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    this.model = new LlamaModel(config, options);
+    this.lm_head = new Linear(config.hiddenSize, config.vocabSize, { ...options, bias: false });
+    if (config.tieWordEmbeddings) {
+      this.lm_head.weight.dispose();
+      this.lm_head.weight = this.model.embed_tokens.weight;
+    }
+  }
+
+  /** The token embedding table, to embed ids before splicing other vectors in. */
+  getInputEmbeddings(): T.nn.Embedding {
+    return this.model.embed_tokens;
+  }
+
+  forward(input: LlamaForwardInput): LlamaOutput {
+    const { lastHiddenState, hiddenStates } = this.model.forward(input);
+    const logits = this.lm_head.forward(lastHiddenState); // (B, T, V)
+    const out: LlamaOutput = { logits };
+    if (hiddenStates) out.hiddenStates = hiddenStates;
+    if (input.labels) out.loss = causalLmLoss(logits, input.labels);
+    return out;
+  }
+
+  /**
+   * Loads a Hugging Face checkpoint folder: config.json and model.safetensors, or sharded
+   * model-0000N-of-0000M.safetensors with model.safetensors.index.json. Strict: every parameter
+   * must be present with its shape, and no unknown tensor may be left. Weights stream in one
+   * tensor at a time (parameters start on the `meta` device, which holds no memory), so peak
+   * memory is about one copy of the model. dtype defaults to bfloat16 on CUDA, float32 on CPU.
+   */
+  static fromPretrained(dir: string, options: ModelOptions = {}): LlamaForCausalLM {
+    const device = options.device ?? "cpu";
+    const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
+    const configPath = join(dir, "config.json");
+    if (!existsSync(configPath)) throw new Error(`${dir}: no config.json; expected a Hugging Face model folder`);
+    let json: LlamaConfigJson;
+    try {
+      json = JSON.parse(readFileSync(configPath, "utf8"));
+    } catch (e) {
+      throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
+    }
+    const { config, unknownKeys } = resolveLlamaConfig(json);
+    const model = new LlamaForCausalLM(config, { dtype, device: "meta" });
+    model.unknownConfigKeys = unknownKeys;
+    const reader = T.loadSafetensors(dir);
+    loadCheckpoint(model, reader, { dtype, device });
+    model.model.rotary_emb.to(device);
+    return model.eval();
+  }
+
+  /**
+   * Grows (or shrinks) the vocabulary to `newSize` rows, e.g. after adding special tokens. New
+   * rows of the embedding (and of an untied lm_head) are the mean of the existing rows.
+   */
+  resizeTokenEmbeddings(newSize: number): void {
+    const old = this.config.vocabSize;
+    if (!Number.isInteger(newSize) || newSize <= 0) throw new RangeError(`resizeTokenEmbeddings: newSize must be a positive integer, got ${newSize}`);
+    if (newSize === old) return;
+    const resize = (w: T.nn.Parameter) =>
+      T.noGrad(() =>
+        T.scope(() => {
+          const kept = w.slice(0, 0, Math.min(old, newSize));
+          const grown = newSize > old ? T.cat([kept, w.mean(0, { keepdim: true }).expand([newSize - old, w.size(1)])], 0) : kept;
+          w._assign(grown.contiguous());
+        }),
+      );
+    resize(this.model.embed_tokens.weight);
+    if (!this.config.tieWordEmbeddings) resize(this.lm_head.weight);
+    (this.config as { vocabSize: number }).vocabSize = newSize;
+    (this.model.embed_tokens as { numEmbeddings: number }).numEmbeddings = newSize;
+  }
+}
+
+/** Next-token cross entropy as transformers' ForCausalLMLoss: logits in float32, labels shifted left. */
+export function causalLmLoss(logits: Tensor, labels: Tensor): Tensor {
+  return T.scope(() => {
+    const [B, Tn, V] = logits.shape as [number, number, number];
+    if (labels.shape[0] !== B || labels.shape[1] !== Tn) throw new RangeError(`labels must be [${B}, ${Tn}], got [${labels.shape}]`);
+    const shifted = T.cat([labels.slice(1, 1), T.full([B, 1], -100, { dtype: "int64", device: labels.device })], 1);
+    return T.crossEntropy(logits.to("float32").reshape([B * Tn, V]), shifted.reshape([B * Tn]), { ignoreIndex: -100 });
+  });
+}
+
+/** Strict, streaming load of a checkpoint into a model whose parameters may be on `meta`. */
+export function loadCheckpoint(
+  model: LlamaForCausalLM,
+  reader: T.SafetensorsReader,
+  options: { dtype: T.DType; device: T.Device },
+): void {
+  const expected = new Map<string, Tensor>();
+  for (const [key, t] of model.stateDict()) expected.set(key, t);
+  // A tied lm_head is the embedding itself: checkpoints (save_pretrained) omit it, some include it.
+  if (model.config.tieWordEmbeddings) expected.delete("lm_head.weight");
+  const keys = new Set(reader.keys());
+  const missing = [...expected.keys()].filter((k) => !keys.has(k));
+  const unexpected = [...keys].filter((k) => !expected.has(k) && !(k === "lm_head.weight" && model.config.tieWordEmbeddings));
+  const mismatched: { key: string; expected: number[]; got: number[] }[] = [];
+  for (const [key, t] of expected) {
+    if (!keys.has(key)) continue;
+    const got = reader.shapeOf(key);
+    const want = t.shape;
+    if (got.length !== want.length || got.some((d, i) => d !== want[i])) mismatched.push({ key, expected: want, got });
+  }
+  if (missing.length || unexpected.length || mismatched.length) throw new T.StateDictError(missing, unexpected, mismatched);
+  const params = new Map(model.namedParameters());
+  for (const key of expected.keys()) {
+    const loaded = reader.get(key, options);
+    const p = params.get(key);
+    if (!p) throw new Error(`internal: ${key} is not a parameter`);
+    p._assign(loaded);
+    loaded.dispose();
+    p.requiresGrad = true;
+  }
+}

@@ -1,0 +1,33 @@
+// Test helpers: the Python reference fixtures (made once per checkout) and comparisons.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as T from "@pisces/tensor-cuda";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = join(here, "..", "..", "..");
+export const fixtures = join(here, "fixtures", "generated");
+export const MODELS = ["gqa", "llama3_rope", "tied", "head_dim"] as const;
+
+/** Runs tools/reference/llama_reference.py once (needs python3 with transformers 5.24 and torch 2.13). */
+export function referenceFixtures(): string {
+  if (!existsSync(join(fixtures, "tokenizer_reference.json"))) {
+    mkdirSync(fixtures, { recursive: true });
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "llama_reference.py"), fixtures], { stdio: "pipe" });
+  }
+  return fixtures;
+}
+
+export function maxAbsDiff(a: T.Tensor, b: T.Tensor): number {
+  return T.scope(() => a.to("float64").sub(b.to("float64")).abs().max().item());
+}
+
+/** max |a - b| / max |b|: the difference relative to the tensor's scale (for gradients). */
+export function maxRelDiff(a: T.Tensor, b: T.Tensor): number {
+  return T.scope(() => {
+    const x = a.to("float64");
+    const y = b.to("float64");
+    return x.sub(y).abs().max().item() / Math.max(y.abs().max().item(), 1e-30);
+  });
+}
