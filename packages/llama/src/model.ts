@@ -7,6 +7,7 @@ import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
 import { StaticCache } from "./cache.js";
+import { decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, type StreamChunk } from "./generate.js";
 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, Embedding, Parameter } = T.nn;
@@ -114,7 +115,7 @@ export class LlamaAttention extends Module {
    * (no padding, no cache offset). With a cache, keys/values are written at `cachePosition` and
    * attention runs over all cached positions.
    */
-  forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal", cache?: StaticCache, cachePosition = 0): Tensor {
+  forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal" | "none", cache?: StaticCache, cachePosition = 0): Tensor {
     const [B, Tn] = x.shape as [number, number];
     const { numAttentionHeads: nh, numKeyValueHeads: nkv, headDim: hs } = this.config;
     const q0 = this.q_proj.forward(x).view([B, Tn, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
@@ -123,7 +124,7 @@ export class LlamaAttention extends Module {
     let [q, k] = applyRotaryPosEmb(q0, k0, cos, sin);
     if (cache) [k, v] = cache.update(this.layerIdx, k, v, cachePosition); // (B, nkv, S, hs)
     const y = T.scaledDotProductAttention(q, k, v, {
-      attnMask: mask === "causal" ? null : mask,
+      attnMask: typeof mask === "string" ? null : mask,
       isCausal: mask === "causal",
       scale: hs ** -0.5,
       enableGqa: nh !== nkv,
@@ -160,7 +161,7 @@ export class LlamaDecoderLayer extends Module {
     this.input_layernorm = new LlamaRMSNorm(config.hiddenSize, config.rmsNormEps, options);
     this.post_attention_layernorm = new LlamaRMSNorm(config.hiddenSize, config.rmsNormEps, options);
   }
-  forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal", cache?: StaticCache, cachePosition = 0): Tensor {
+  forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal" | "none", cache?: StaticCache, cachePosition = 0): Tensor {
     const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, mask, cache, cachePosition));
     return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
   }
@@ -251,7 +252,8 @@ export class LlamaModel extends Module {
       throw new RangeError(`attentionMask must be (batch, cached + new tokens) = [${B}, ${past + Tn}], got [${mask.shape}]`);
     const positionIds = input.positionIds ?? defaultPositionIds(mask, B, Tn, past, h.device);
     const [cos, sin] = this.rotary_emb.forward(h, positionIds);
-    const attnMask = mask === null && past === 0 ? "causal" : buildAttentionMask(mask, B, Tn, past, h.device);
+    // No padding: causal masking for a prompt, nothing at all for one new token after a cache.
+    const attnMask = mask === null && past === 0 ? "causal" : mask === null && Tn === 1 ? "none" : buildAttentionMask(mask, B, Tn, past, h.device);
     const hiddenStates: Tensor[] | undefined = input.outputHiddenStates ? [h] : undefined;
     for (const layer of this.layers) {
       h = layer.forward(h, cos, sin, attnMask, cache, past);
@@ -331,6 +333,21 @@ export class LlamaForCausalLM extends Module {
     loadCheckpoint(model, reader, { dtype, device });
     model.model.rotary_emb.to(device);
     return model.eval();
+  }
+
+  /** Greedy or sampled generation; see GenerateOptions. Returns ids (B, T + n) for an inputIds prompt. */
+  generate(options: GenerateOptions): Tensor {
+    return generate(this, options);
+  }
+
+  /** Generation as an async iterator of per-step tokens and UTF-8-safe text pieces. */
+  generateStream(options: GenerateOptions): AsyncGenerator<StreamChunk> {
+    return generateStream(this, options);
+  }
+
+  /** The raw decoding loop as a synchronous generator of steps. */
+  decodeSteps(options: GenerateOptions): Generator<GenerationStep> {
+    return decodeSteps(this, options);
   }
 
   /**

@@ -80,6 +80,10 @@ const O = {
   logicalAnd: op("logical_and"),
   logicalOr: op("logical_or"),
   isnan: op("isnan"),
+  any: op("any"),
+  anyDim: op("any.dim"),
+  all: op("all"),
+  allDim: op("all.dim"),
   sum: op("sum"),
   sumDim: op("sum.dim_IntList"),
   mean: op("mean"),
@@ -390,11 +394,12 @@ export class Tensor {
     return build(0);
   }
 
-  /** The value of a one-element tensor as a JS number (boolean for bool). */
+  /** The value of a one-element tensor as a JS number (1 or 0 for a bool tensor). */
   item(): number {
     if (this.numel() !== 1)
       throw new RangeError(`item(): the tensor has ${this.numel()} elements (shape [${this.shape}]); item() needs exactly one`);
-    return native.call(O.item, this._h) as number;
+    const v = native.call(O.item, this._h) as number | boolean;
+    return typeof v === "boolean" ? Number(v) : v;
   }
 
   toString(): string {
@@ -533,6 +538,14 @@ export class Tensor {
   }
   logicalOr(other: Tensor): Tensor {
     return new Tensor(native.call(O.logicalOr, this._h, other._h));
+  }
+  /** True (a 0-d bool tensor) if any element is non-zero; along `dim` when given. */
+  any(dim?: number, options: { keepdim?: boolean } = {}): Tensor {
+    return new Tensor(dim === undefined ? native.call(O.any, this._h) : native.call(O.anyDim, this._h, dim, options.keepdim ?? false));
+  }
+  /** True (a 0-d bool tensor) if every element is non-zero; along `dim` when given. */
+  all(dim?: number, options: { keepdim?: boolean } = {}): Tensor {
+    return new Tensor(dim === undefined ? native.call(O.all, this._h) : native.call(O.allDim, this._h, dim, options.keepdim ?? false));
   }
   isnan(): Tensor {
     return new Tensor(native.call(O.isnan, this._h));
