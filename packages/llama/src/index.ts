@@ -10,6 +10,7 @@ export {
   smolLM2_135m,
 } from "./config.js";
 export { StaticCache } from "./cache.js";
+export { AutoTokenizer, type ChatMessage } from "./tokenizer.js";
 export { type Decoder, decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, processLogits, type StreamChunk } from "./generate.js";
 export {
   applyRotaryPosEmb,
