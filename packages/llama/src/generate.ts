@@ -144,6 +144,7 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
               inputsEmbeds: first && embeds ? embeds : undefined,
               attentionMask: padded ? mask : null,
               cache,
+              logitsToKeep: 1,
             });
             const logits = processLogits(out.logits.select(1, -1).to("float32"), sequence, options); // (B, V)
             const next = options.doSample ? logits.softmax(-1).multinomial(1, { generator }).squeeze(1) : logits.argmax(-1);

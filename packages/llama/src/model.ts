@@ -181,6 +181,8 @@ export interface LlamaForwardInput {
   /** (B, T) targets for next-token loss; -100 is ignored. Shifted inside, as transformers does. */
   labels?: Tensor;
   outputHiddenStates?: boolean;
+  /** Compute logits for the last `n` positions only (generation needs 1); all positions by default. */
+  logitsToKeep?: number;
 }
 
 export interface LlamaOutput {
@@ -301,7 +303,10 @@ export class LlamaForCausalLM extends Module {
 
   forward(input: LlamaForwardInput): LlamaOutput {
     const { lastHiddenState, hiddenStates } = this.model.forward(input);
-    const logits = this.lm_head.forward(lastHiddenState); // (B, T, V)
+    const keep = input.logitsToKeep;
+    if (keep !== undefined && input.labels) throw new TypeError("logitsToKeep cannot be combined with labels (the loss needs every position)");
+    const h = keep === undefined ? lastHiddenState : lastHiddenState.slice(1, -keep);
+    const logits = this.lm_head.forward(h); // (B, T or keep, V)
     const out: LlamaOutput = { logits };
     if (hiddenStates) out.hiddenStates = hiddenStates;
     if (input.labels) out.loss = causalLmLoss(logits, input.labels);

@@ -1,0 +1,52 @@
+"""transformers side of `pnpm bench` for @pisces/llama. Makes a SmolLM2-135M-shaped model with
+random weights (saved once to MODEL_DIR, which the TypeScript side loads too), then times prefill
+of a 512-token prompt and greedy decoding at batch 1 and 8 (eager attention, float32, CPU).
+Usage: python3 bench_transformers.py MODEL_DIR THREADS NEW_TOKENS"""
+
+import json
+import os
+import sys
+import time
+
+import torch
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+model_dir, threads, new_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+
+if not os.path.exists(os.path.join(model_dir, "config.json")):
+    torch.manual_seed(0)
+    # HuggingFaceTB/SmolLM2-135M-Instruct config.json
+    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                         rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    LlamaForCausalLM(config).save_pretrained(model_dir)
+
+model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+g = torch.Generator().manual_seed(0)
+
+
+def best(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+result = {"transformers": __import__("transformers").__version__}
+with torch.no_grad():
+    prompt = torch.randint(3, 49152, (1, 512), generator=g)
+    model(input_ids=prompt)  # warm-up
+    result["prefill_s"] = best(lambda: model(input_ids=prompt))
+    for batch in (1, 8):
+        ids = torch.randint(3, 49152, (batch, 16), generator=g)
+        cfg = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
+        short = GenerationConfig(max_new_tokens=1, do_sample=False, eos_token_id=None, pad_token_id=0)
+        model.generate(ids, generation_config=cfg)  # warm-up
+        total = best(lambda: model.generate(ids, generation_config=cfg))
+        first = best(lambda: model.generate(ids, generation_config=short))
+        # decode time: everything after the first token (prefill + first sample)
+        result[f"decode_b{batch}_s"] = (total - first) / (new_tokens - 1)
+print(json.dumps(result))
