@@ -11,6 +11,7 @@ export {
 } from "./config.js";
 export { StaticCache } from "./cache.js";
 export { AutoTokenizer, type ChatMessage } from "./tokenizer.js";
+export { dequantize, GGUFError, type GGUFFile, type GGUFTensorInfo, type GGUFValue, ggufConfig, ggufTokenizer, loadGGUF, readGGUF } from "./gguf.js";
 export { type Decoder, decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, processLogits, type StreamChunk } from "./generate.js";
 export {
   applyRotaryPosEmb,

@@ -1,0 +1,413 @@
+// GGUF import (llama.cpp's file format) for Llama-architecture models: parses the header and
+// metadata, dequantizes F32 / F16 / BF16 / Q8_0 / Q4_0 / Q4_1 tensors to float32 on load, renames
+// them to Hugging Face keys and undoes llama.cpp's rotary permutation of q/k, and rebuilds the
+// byte-level BPE tokenizer and chat template stored in the metadata.
+// Format: github.com/ggml-org/ggml/blob/master/docs/gguf.md. Block layouts: ggml-common.h.
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import * as T from "@pisces/tensor-cuda";
+import { type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
+import { LlamaForCausalLM, type ModelOptions } from "./model.js";
+import { AutoTokenizer } from "./tokenizer.js";
+
+export class GGUFError extends Error {
+  override name = "GGUFError";
+}
+
+const enum ValueType {
+  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+}
+
+/** ggml tensor types this importer dequantizes: [name, elements per block, bytes per block]. */
+const GGML_TYPES: Record<number, [string, number, number]> = {
+  0: ["F32", 1, 4],
+  1: ["F16", 1, 2],
+  2: ["Q4_0", 32, 18],
+  3: ["Q4_1", 32, 20],
+  8: ["Q8_0", 32, 34],
+  30: ["BF16", 1, 2],
+};
+const GGML_TYPE_NAMES: Record<number, string> = { 6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K" };
+
+export type GGUFValue = number | bigint | boolean | string | GGUFValue[];
+
+export interface GGUFTensorInfo {
+  name: string;
+  /** Shape in PyTorch order (outermost first): GGUF lists dimensions innermost first. */
+  shape: number[];
+  type: number;
+  /** Absolute byte offset of the data in the file. */
+  offset: number;
+}
+
+/** A buffered little-endian reader over a file descriptor. */
+class Cursor {
+  private buf = Buffer.alloc(0);
+  private bufStart = 0;
+  pos = 0;
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+    private readonly path: string,
+  ) {}
+  private ensure(n: number): void {
+    if (this.pos + n > this.size) throw new GGUFError(`${this.path}: unexpected end of file at byte ${this.pos} (truncated?)`);
+    if (this.pos >= this.bufStart && this.pos + n <= this.bufStart + this.buf.length) return;
+    const len = Math.min(Math.max(n, 1 << 20), this.size - this.pos);
+    this.buf = Buffer.alloc(len);
+    readSync(this.fd, this.buf, 0, len, this.pos);
+    this.bufStart = this.pos;
+  }
+  private at(n: number): number {
+    this.ensure(n);
+    const o = this.pos - this.bufStart;
+    this.pos += n;
+    return o;
+  }
+  u8 = () => this.buf.readUInt8(this.at(1));
+  i8 = () => this.buf.readInt8(this.at(1));
+  u16 = () => this.buf.readUInt16LE(this.at(2));
+  i16 = () => this.buf.readInt16LE(this.at(2));
+  u32 = () => this.buf.readUInt32LE(this.at(4));
+  i32 = () => this.buf.readInt32LE(this.at(4));
+  f32 = () => this.buf.readFloatLE(this.at(4));
+  f64 = () => this.buf.readDoubleLE(this.at(8));
+  u64 = () => this.buf.readBigUInt64LE(this.at(8));
+  i64 = () => this.buf.readBigInt64LE(this.at(8));
+  /** A u64 that must fit a JS number (counts, lengths, offsets). */
+  count(what: string): number {
+    const v = this.u64();
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || Number(v) > this.size) throw new GGUFError(`${this.path}: implausible ${what} ${v} (corrupt file?)`);
+    return Number(v);
+  }
+  string(): string {
+    const n = this.count("string length");
+    const o = this.at(n);
+    return this.buf.toString("utf8", o, o + n);
+  }
+}
+
+export interface GGUFFile {
+  path: string;
+  version: number;
+  metadata: Map<string, GGUFValue>;
+  tensors: Map<string, GGUFTensorInfo>;
+}
+
+/** Reads the header, metadata and tensor directory of a GGUF file (no tensor data). */
+export function readGGUF(path: string): GGUFFile {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new GGUFError(`cannot open ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const c = new Cursor(fd, size, path);
+    if (size < 24 || c.u32() !== 0x46554747) throw new GGUFError(`${path}: not a GGUF file (no 'GGUF' magic)`);
+    const version = c.u32();
+    if (version < 2 || version > 3) throw new GGUFError(`${path}: GGUF version ${version} is not supported (2 and 3 are)`);
+    const tensorCount = c.count("tensor count");
+    const kvCount = c.count("metadata count");
+    const metadata = new Map<string, GGUFValue>();
+    const readValue = (type: number): GGUFValue => {
+      switch (type) {
+        case ValueType.UINT8: return c.u8();
+        case ValueType.INT8: return c.i8();
+        case ValueType.UINT16: return c.u16();
+        case ValueType.INT16: return c.i16();
+        case ValueType.UINT32: return c.u32();
+        case ValueType.INT32: return c.i32();
+        case ValueType.FLOAT32: return c.f32();
+        case ValueType.BOOL: return c.u8() !== 0;
+        case ValueType.STRING: return c.string();
+        case ValueType.UINT64: return c.u64();
+        case ValueType.INT64: return c.i64();
+        case ValueType.FLOAT64: return c.f64();
+        case ValueType.ARRAY: {
+          const itemType = c.u32();
+          const n = c.count("array length");
+          const out: GGUFValue[] = new Array(n);
+          for (let i = 0; i < n; i++) out[i] = readValue(itemType);
+          return out;
+        }
+        default:
+          throw new GGUFError(`${path}: unknown metadata value type ${type} at byte ${c.pos}`);
+      }
+    };
+    for (let i = 0; i < kvCount; i++) {
+      const key = c.string();
+      metadata.set(key, readValue(c.u32()));
+    }
+    const infos: Omit<GGUFTensorInfo, "offset">[] = [];
+    const relative: number[] = [];
+    for (let i = 0; i < tensorCount; i++) {
+      const name = c.string();
+      const nDims = c.u32();
+      if (nDims > 8) throw new GGUFError(`${path}: tensor '${name}' has ${nDims} dimensions`);
+      const dims: number[] = [];
+      for (let d = 0; d < nDims; d++) dims.push(c.count("dimension"));
+      const type = c.u32();
+      relative.push(c.count("tensor offset"));
+      infos.push({ name, shape: dims.reverse(), type });
+    }
+    const alignment = Number(metadata.get("general.alignment") ?? 32);
+    const dataStart = Math.ceil(c.pos / alignment) * alignment;
+    const tensors = new Map<string, GGUFTensorInfo>();
+    infos.forEach((info, i) => {
+      const offset = dataStart + relative[i]!;
+      const spec = GGML_TYPES[info.type];
+      if (spec) {
+        const numel = info.shape.reduce((a, b) => a * b, 1);
+        const bytes = (numel / spec[1]) * spec[2];
+        if (offset + bytes > size) throw new GGUFError(`${path}: tensor '${info.name}' runs past the end of the file (truncated?)`);
+      }
+      tensors.set(info.name, { ...info, offset });
+    });
+    return { path, version, metadata, tensors };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const f16Table = new Float32Array(65536);
+for (let h = 0; h < 65536; h++) {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  f16Table[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? Number.NaN : s * Number.POSITIVE_INFINITY) : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Dequantizes one tensor's raw bytes to float32, as ggml does. */
+export function dequantize(raw: Buffer, type: number, numel: number): Float32Array {
+  const out = new Float32Array(numel);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  switch (type) {
+    case 0:
+      for (let i = 0; i < numel; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    case 1:
+      for (let i = 0; i < numel; i++) out[i] = f16Table[view.getUint16(i * 2, true)]!;
+      break;
+    case 30: {
+      const u32 = new Uint32Array(1);
+      const f = new Float32Array(u32.buffer);
+      for (let i = 0; i < numel; i++) {
+        u32[0] = view.getUint16(i * 2, true) << 16;
+        out[i] = f[0]!;
+      }
+      break;
+    }
+    case 8: // Q8_0: {f16 d; int8 q[32]}; x = q * d
+      for (let b = 0, o = 0; o < numel; b += 34, o += 32) {
+        const d = f16Table[view.getUint16(b, true)]!;
+        for (let j = 0; j < 32; j++) out[o + j] = view.getInt8(b + 2 + j) * d;
+      }
+      break;
+    case 2: // Q4_0: {f16 d; u8 qs[16]}; x[j] = (lo - 8) d, x[j + 16] = (hi - 8) d
+      for (let b = 0, o = 0; o < numel; b += 18, o += 32) {
+        const d = f16Table[view.getUint16(b, true)]!;
+        for (let j = 0; j < 16; j++) {
+          const q = raw[b + 2 + j]!;
+          out[o + j] = ((q & 0x0f) - 8) * d;
+          out[o + j + 16] = ((q >> 4) - 8) * d;
+        }
+      }
+      break;
+    case 3: // Q4_1: {f16 d; f16 m; u8 qs[16]}; x[j] = lo d + m, x[j + 16] = hi d + m
+      for (let b = 0, o = 0; o < numel; b += 20, o += 32) {
+        const d = f16Table[view.getUint16(b, true)]!;
+        const m = f16Table[view.getUint16(b + 2, true)]!;
+        for (let j = 0; j < 16; j++) {
+          const q = raw[b + 4 + j]!;
+          out[o + j] = Math.fround(Math.fround((q & 0x0f) * d) + m);
+          out[o + j + 16] = Math.fround(Math.fround((q >> 4) * d) + m);
+        }
+      }
+      break;
+    default:
+      throw new GGUFError(`tensor type ${GGML_TYPE_NAMES[type] ?? type} is not supported (F32, F16, BF16, Q8_0, Q4_0 and Q4_1 are)`);
+  }
+  return out;
+}
+
+function readTensor(file: GGUFFile, info: GGUFTensorInfo): T.Tensor {
+  const spec = GGML_TYPES[info.type];
+  if (!spec) throw new GGUFError(`${file.path}: tensor '${info.name}' has type ${GGML_TYPE_NAMES[info.type] ?? info.type}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)`);
+  const numel = info.shape.reduce((a, b) => a * b, 1);
+  if (numel % spec[1] !== 0) throw new GGUFError(`${file.path}: tensor '${info.name}' has ${numel} elements, not a whole number of ${spec[0]} blocks`);
+  const raw = Buffer.alloc((numel / spec[1]) * spec[2]);
+  const fd = openSync(file.path, "r");
+  try {
+    readSync(fd, raw, 0, raw.length, info.offset);
+  } finally {
+    closeSync(fd);
+  }
+  return T.tensor(dequantize(raw, info.type, numel), { shape: info.shape });
+}
+
+/** llama.cpp stores q/k rows interleaved for its rotary kernel; this restores Hugging Face's order. */
+function unpermuteRotary(w: T.Tensor, heads: number): T.Tensor {
+  return T.scope(() => {
+    const [rows, cols] = w.shape as [number, number];
+    const half = rows / heads / 2;
+    return w.reshape([heads, half, 2, cols]).transpose(1, 2).reshape([rows, cols]).contiguous();
+  });
+}
+
+/** GGUF tensor name -> Hugging Face key (the one rename table, in one place). */
+function hfKey(name: string): string | null {
+  const layer = /^blk\.(\d+)\.(.+)\.weight$/.exec(name);
+  if (layer) {
+    const part: Record<string, string> = {
+      attn_q: "self_attn.q_proj",
+      attn_k: "self_attn.k_proj",
+      attn_v: "self_attn.v_proj",
+      attn_output: "self_attn.o_proj",
+      attn_norm: "input_layernorm",
+      ffn_norm: "post_attention_layernorm",
+      ffn_gate: "mlp.gate_proj",
+      ffn_up: "mlp.up_proj",
+      ffn_down: "mlp.down_proj",
+    };
+    const hf = part[layer[2]!];
+    return hf ? `model.layers.${layer[1]}.${hf}.weight` : null;
+  }
+  return ({ "token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight" } as Record<string, string>)[name] ?? null;
+}
+
+/** A Hugging Face-style config.json object from a llama GGUF's metadata. */
+export function ggufConfig(file: GGUFFile): LlamaConfigJson {
+  const md = file.metadata;
+  const arch = md.get("general.architecture");
+  if (arch !== "llama") throw new GGUFError(`${file.path}: architecture '${String(arch)}' is not supported (only 'llama')`);
+  if (file.tensors.has("rope_freqs.weight"))
+    throw new GGUFError(`${file.path}: stores rope_freqs (Llama 3.1 RoPE scaling as a tensor), which this importer does not read yet`);
+  const num = (key: string, fallback?: number): number => {
+    const v = md.get(`llama.${key}`);
+    if (v === undefined) {
+      if (fallback === undefined) throw new GGUFError(`${file.path}: metadata llama.${key} is missing`);
+      return fallback;
+    }
+    return Number(v);
+  };
+  const tokens = md.get("tokenizer.ggml.tokens");
+  const heads = num("attention.head_count");
+  const hidden = num("embedding_length");
+  const ids = (key: string) => (md.has(key) ? Number(md.get(key)) : null);
+  return {
+    model_type: "llama",
+    vocab_size: num("vocab_size", Array.isArray(tokens) ? tokens.length : undefined),
+    hidden_size: hidden,
+    intermediate_size: num("feed_forward_length"),
+    num_hidden_layers: num("block_count"),
+    num_attention_heads: heads,
+    num_key_value_heads: num("attention.head_count_kv", heads),
+    head_dim: num("attention.key_length", num("rope.dimension_count", hidden / heads)),
+    max_position_embeddings: num("context_length"),
+    rms_norm_eps: num("attention.layer_norm_rms_epsilon", 1e-5),
+    rope_theta: num("rope.freq_base", 10000),
+    tie_word_embeddings: !file.tensors.has("output.weight"),
+    bos_token_id: ids("tokenizer.ggml.bos_token_id"),
+    eos_token_id: ids("tokenizer.ggml.eos_token_id"),
+    pad_token_id: ids("tokenizer.ggml.padding_token_id"),
+  };
+}
+
+/** GPT-2's byte -> printable character table used by byte-level BPE vocabularies. */
+function bytesToUnicode(): Map<number, string> {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++)
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  return new Map(bs.map((b, i) => [b, String.fromCodePoint(cs[i]!)]));
+}
+
+/** Split patterns llama.cpp names in `tokenizer.ggml.pre` whose merges need them (as transformers' GGUF loader). */
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const PRE_SPLITS: Record<string, string> = { llama3: LLAMA3_SPLIT, "llama-v3": LLAMA3_SPLIT, "llama-bpe": LLAMA3_SPLIT, "smaug-bpe": LLAMA3_SPLIT, dbrx: LLAMA3_SPLIT };
+
+/** Rebuilds the tokenizer stored in a GGUF file (byte-level BPE, `tokenizer.ggml.model = gpt2`). */
+export function ggufTokenizer(file: GGUFFile): AutoTokenizer {
+  const md = file.metadata;
+  const model = md.get("tokenizer.ggml.model");
+  if (model !== "gpt2") throw new GGUFError(`${file.path}: tokenizer model '${String(model)}' is not supported (only byte-level BPE, 'gpt2')`);
+  const tokens = md.get("tokenizer.ggml.tokens") as string[];
+  const types = (md.get("tokenizer.ggml.token_type") as number[] | undefined) ?? [];
+  const merges = (md.get("tokenizer.ggml.merges") as string[] | undefined) ?? [];
+  const spelling = bytesToUnicode();
+  const alphabet = new Set(spelling.values());
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => {
+    const spelled = [...t].every((ch) => alphabet.has(ch)) ? t : [...new TextEncoder().encode(t)].map((b) => spelling.get(b)!).join("");
+    vocab[spelled] = i;
+  });
+  const added = tokens
+    .map((content, id) => ({ content, id, type: types[id] }))
+    .filter((t) => (t.type === 3 && [...t.content].every((ch) => alphabet.has(ch))) || t.type === 4)
+    .map((t) => ({ id: t.id, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: t.type === 4, special: t.type === 3 }));
+  const split = PRE_SPLITS[String(md.get("tokenizer.ggml.pre"))];
+  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: split === undefined };
+  const json = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: split ? { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: split }, behavior: "Isolated", invert: false }, byteLevel] } : byteLevel,
+    post_processor: null,
+    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+  };
+  const tokenAt = (key: string) => (md.has(key) ? tokens[Number(md.get(key))] : undefined);
+  const config: Record<string, unknown> = { bos_token: tokenAt("tokenizer.ggml.bos_token_id"), eos_token: tokenAt("tokenizer.ggml.eos_token_id"), unk_token: tokenAt("tokenizer.ggml.unknown_token_id"), pad_token: tokenAt("tokenizer.ggml.padding_token_id") };
+  const template = md.get("tokenizer.chat_template");
+  return AutoTokenizer.fromObjects(json, config, typeof template === "string" ? template : null);
+}
+
+/**
+ * Loads a Llama-architecture GGUF checkpoint: the model (dequantized to float32, then cast to
+ * `dtype`) and the tokenizer from its metadata.
+ */
+export function loadGGUF(path: string, options: ModelOptions = {}): { model: LlamaForCausalLM; tokenizer: AutoTokenizer; config: LlamaConfigJson } {
+  const file = readGGUF(path);
+  const json = ggufConfig(file);
+  const { config } = resolveLlamaConfig(json);
+  const device = options.device ?? "cpu";
+  const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
+  const model = new LlamaForCausalLM(config, { dtype, device: "meta" });
+  const params = new Map(model.namedParameters());
+  const seen = new Set<string>();
+  for (const info of file.tensors.values()) {
+    const key = hfKey(info.name);
+    if (key === null) throw new GGUFError(`${path}: unexpected tensor '${info.name}' for a llama model`);
+    const p = params.get(key);
+    if (!p) throw new GGUFError(`${path}: tensor '${info.name}' (${key}) has no place in the model`);
+    let t = readTensor(file, info);
+    if (key.endsWith("q_proj.weight") || key.endsWith("k_proj.weight")) {
+      const fixed = unpermuteRotary(t, key.endsWith("q_proj.weight") ? config.numAttentionHeads : config.numKeyValueHeads);
+      t.dispose();
+      t = fixed;
+    }
+    const expected = p.shape;
+    if (t.shape.join() !== expected.join()) throw new GGUFError(`${path}: '${info.name}' has shape [${t.shape}] but ${key} needs [${expected}]`);
+    const cast = t.to({ dtype, device });
+    p._assign(cast);
+    if (cast !== t) cast.dispose();
+    t.dispose();
+    seen.add(key);
+  }
+  const missing = [...params.keys()].filter((k) => !seen.has(k));
+  if (missing.length) throw new GGUFError(`${path}: missing tensors for ${missing.join(", ")}`);
+  model.model.rotary_emb.to(device);
+  return { model: model.eval(), tokenizer: ggufTokenizer(file), config: json };
+}
