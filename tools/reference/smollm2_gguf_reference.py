@@ -31,13 +31,13 @@ tok = AutoTokenizer.from_pretrained(out, gguf_file=name)
 model = AutoModelForCausalLM.from_pretrained(out, gguf_file=name, dtype=torch.float32).eval()
 
 texts = ["Hello world", "The capital of France is Paris.", "日本語 and 🐟 emoji", "  spaces\tand\nnewlines  ", "<|im_start|>user\nhi<|im_end|>"]
-messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is the capital of France?"}]
+messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Write a short poem about the ocean."}]
 rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 prompt = tok(rendered, add_special_tokens=False)["input_ids"]
 with torch.no_grad():
     ids = torch.tensor([prompt])
     gen = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=GenerationConfig(
-        max_new_tokens=20, do_sample=False, eos_token_id=None, pad_token_id=2))
+        max_new_tokens=20, do_sample=False, pad_token_id=2))
     logits = model(input_ids=ids).logits[0, -1]
 json.dump({
     "gguf": name,

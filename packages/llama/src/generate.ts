@@ -183,7 +183,10 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
  */
 export function generate(model: LlamaForCausalLM, options: GenerateOptions): T.Tensor {
   const rows: number[][] = [];
-  for (const step of decodeSteps(model, options)) step.tokens.forEach((t, i) => (rows[i] ??= []).push(t));
+  for (const step of decodeSteps(model, options))
+    step.tokens.forEach((t, i) => {
+      (rows[i] ??= []).push(t);
+    });
   const prompt =
     options.inputIds === undefined ? null : options.inputIds instanceof T.Tensor ? (options.inputIds.tolist() as number[][]) : options.inputIds.map((r) => [...r]);
   const out = rows.map((r, i) => (prompt ? [...prompt[i]!, ...r] : r));

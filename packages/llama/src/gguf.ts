@@ -13,7 +13,7 @@ export class GGUFError extends Error {
   override name = "GGUFError";
 }
 
-const enum ValueType {
+enum ValueType {
   UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
   STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 }
@@ -64,16 +64,46 @@ class Cursor {
     this.pos += n;
     return o;
   }
-  u8 = () => this.buf.readUInt8(this.at(1));
-  i8 = () => this.buf.readInt8(this.at(1));
-  u16 = () => this.buf.readUInt16LE(this.at(2));
-  i16 = () => this.buf.readInt16LE(this.at(2));
-  u32 = () => this.buf.readUInt32LE(this.at(4));
-  i32 = () => this.buf.readInt32LE(this.at(4));
-  f32 = () => this.buf.readFloatLE(this.at(4));
-  f64 = () => this.buf.readDoubleLE(this.at(8));
-  u64 = () => this.buf.readBigUInt64LE(this.at(8));
-  i64 = () => this.buf.readBigInt64LE(this.at(8));
+  u8 = () => {
+    const o = this.at(1); // first: at() may refill the buffer
+    return this.buf.readUInt8(o);
+  };
+  i8 = () => {
+    const o = this.at(1); // first: at() may refill the buffer
+    return this.buf.readInt8(o);
+  };
+  u16 = () => {
+    const o = this.at(2); // first: at() may refill the buffer
+    return this.buf.readUInt16LE(o);
+  };
+  i16 = () => {
+    const o = this.at(2); // first: at() may refill the buffer
+    return this.buf.readInt16LE(o);
+  };
+  u32 = () => {
+    const o = this.at(4); // first: at() may refill the buffer
+    return this.buf.readUInt32LE(o);
+  };
+  i32 = () => {
+    const o = this.at(4); // first: at() may refill the buffer
+    return this.buf.readInt32LE(o);
+  };
+  f32 = () => {
+    const o = this.at(4); // first: at() may refill the buffer
+    return this.buf.readFloatLE(o);
+  };
+  f64 = () => {
+    const o = this.at(8); // first: at() may refill the buffer
+    return this.buf.readDoubleLE(o);
+  };
+  u64 = () => {
+    const o = this.at(8); // first: at() may refill the buffer
+    return this.buf.readBigUInt64LE(o);
+  };
+  i64 = () => {
+    const o = this.at(8); // first: at() may refill the buffer
+    return this.buf.readBigInt64LE(o);
+  };
   /** A u64 that must fit a JS number (counts, lengths, offsets). */
   count(what: string): number {
     const v = this.u64();

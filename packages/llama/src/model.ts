@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
-import { StaticCache } from "./cache.js";
+import type { StaticCache } from "./cache.js";
 import { decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, type StreamChunk } from "./generate.js";
 
 type Tensor = T.Tensor;

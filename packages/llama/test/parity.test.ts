@@ -1,6 +1,5 @@
 // Parity with transformers on tiny random Llama checkpoints (tools/reference/llama_reference.py):
-// logits, loss and gradients in float32, bfloat16 logits, greedy generation.
-import { readFileSync } from "node:fs";
+// logits, loss and gradients in float32, and bfloat16 logits.
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { beforeAll, describe, expect, it } from "vitest";
