@@ -569,6 +569,56 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   });
 }
 
+// linear(x, w, b?) = x w^T + b. For a few rows on the CPU (token-by-token decoding) the product is
+// a matrix-vector one, which BLAS runs on one thread; split w's output rows across the intra-op
+// threads instead, each computing w_chunk @ x^T. Everything else goes to at::linear. Reference and
+// parity test: test/linear.test.ts compares both paths.
+at::Tensor rowParallelLinear(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
+  const int64_t K = w.size(1), N = w.size(0), M = x.numel() / K;
+  at::Tensor x2 = x.reshape({M, K}).contiguous();
+  at::Tensor out = at::empty({M, N}, x.options());
+  const int64_t threads = at::get_num_threads();
+  at::parallel_for(0, N, (N + threads - 1) / threads, [&](int64_t begin, int64_t end) {
+    at::NoGradGuard noGrad;
+    at::Tensor part = at::mm(w.narrow(0, begin, end - begin), x2.t());  // (chunk, M)
+    out.narrow(1, begin, end - begin).copy_(part.t());
+  });
+  if (b && b->defined()) out.add_(*b);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = N;
+  return out.view(shape);
+}
+
+bool useRowParallel(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
+  if (!x.device().is_cpu() || !w.device().is_cpu() || at::get_num_threads() < 2) return false;
+  if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || w.dim() != 2 || !w.is_contiguous()) return false;
+  if (x.dim() < 1 || x.size(-1) != w.size(1) || (b && b->defined() && (b->scalar_type() != at::kFloat || b->dim() != 1 || b->size(0) != w.size(0)))) return false;
+  bool grad = c10::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->defined() && b->requires_grad()));
+  if (grad) return false;
+  const int64_t rows = x.numel() / std::max<int64_t>(1, w.size(1));
+  return rows >= 1 && rows <= 16 && w.size(0) >= 8192;  // measured: only wide outputs (an LM head) gain
+}
+
+// linear(x, w, b?, mode): mode 0 auto (row-parallel when it applies), 1 always at::linear, 2 force row-parallel.
+napi_value Linear(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    const at::Tensor& x = tensorOf(env, a.argv[0]);
+    const at::Tensor& w = tensorOf(env, a.argv[1]);
+    std::optional<at::Tensor> b;
+    if (a.argc > 2 && !isNullish(env, a.argv[2])) b = tensorOf(env, a.argv[2]);
+    int64_t mode = a.argc > 3 && !isNullish(env, a.argv[3]) ? toInt(env, a.argv[3]) : 0;
+    if (mode == 2) {
+      bool ok = x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+                w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 && x.size(-1) == w.size(1);
+      if (!ok) throw JsArgError("row-parallel linear needs float32 CPU tensors, a contiguous 2-d weight and matching widths");
+      return wrapTensor(env, rowParallelLinear(x, w, b));
+    }
+    if (mode == 0 && useRowParallel(x, w, b)) return wrapTensor(env, rowParallelLinear(x, w, b));
+    return wrapTensor(env, at::linear(x, w, b));
+  });
+}
+
 at::ScalarType scalarTypeOf(napi_env env, napi_value v) {
   int64_t code = toInt(env, v);
   if (code < 0 || code >= static_cast<int64_t>(at::ScalarType::NumOptions)) throw JsArgError("bad dtype code");
@@ -946,7 +996,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   struct Fn { const char* name; napi_callback cb; };
   const Fn fns[] = {
       {"registerOp", RegisterOp}, {"call", Call}, {"callInplace", CallInplace}, {"binary", Binary},
-      {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
+      {"linear", Linear}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
       {"same", Same}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
       {"backward", Backward}, {"grad", Grad}, {"setGrad", SetGrad}, {"dispose", Dispose},
       {"stats", Stats}, {"setGradEnabled", SetGradEnabled},

@@ -4,7 +4,6 @@ import { native, op } from "./native.js";
 import { type Generator, Tensor } from "./tensor.js";
 
 const O = {
-  linear: op("linear"),
   conv2d: op("conv2d"),
   conv2dPad: op("conv2d.padding"),
   layerNorm: op("layer_norm"),
@@ -32,9 +31,18 @@ function reduction(r: Reduction | undefined): number {
   return code;
 }
 
-/** y = x W^T + b; x (*, in), weight (out, in), bias (out). */
+/**
+ * y = x W^T + b; x (*, in), weight (out, in), bias (out). On the CPU in float32, a few rows
+ * without autograd (token-by-token decoding) take a row-parallel path: BLAS runs a
+ * matrix-vector product on one thread, so the output rows are split across the intra-op threads.
+ */
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return new Tensor(native.call(O.linear, input._h, weight._h, bias ? bias._h : null));
+  return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, 0));
+}
+
+/** @internal `linear` through one path: "aten" (at::linear) or "row-parallel"; for parity tests and benchmarks. */
+export function linearWith(path: "aten" | "row-parallel", input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, path === "aten" ? 1 : 2));
 }
 
 export interface Conv2dOptions {

@@ -12,6 +12,7 @@ export interface NativeAddon {
   call(op: number, ...args: unknown[]): any;
   callInplace(op: number, ...args: unknown[]): void;
   binary(kind: number, a: Handle, b: Handle | number | boolean): Handle;
+  linear(x: Handle, w: Handle, b: Handle | null, mode?: number): Handle;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: readonly number[], dtype: number, device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;
   readFile(path: string, offset: number, nbytes: number, shape: readonly number[], dtype: number): Handle;
