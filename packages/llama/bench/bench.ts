@@ -61,11 +61,15 @@ big.dispose();
 const bandwidth = (256 * 2 ** 20) / readSeconds;
 const weightBytes = model.numParameters() * 4;
 
-// Two rounds alternating with Python; each side keeps its best.
-let ours = { prefill: best(prefill), b1: decodeTime(1), b8: decodeTime(8) };
-const py2 = runPython();
-py = { ...py, prefill_s: Math.min(py.prefill_s, py2.prefill_s), decode_b1_s: Math.min(py.decode_b1_s, py2.decode_b1_s), decode_b8_s: Math.min(py.decode_b8_s, py2.decode_b8_s) };
-ours = { prefill: Math.min(ours.prefill, best(prefill)), b1: Math.min(ours.b1, decodeTime(1)), b8: Math.min(ours.b8, decodeTime(8)) };
+// Three rounds alternating with Python (whose first run above also counts); each side keeps its
+// best, so load from other processes on a shared machine hits both alike.
+let ours = { prefill: Infinity, b1: Infinity, b8: Infinity };
+for (let round = 0; round < 3; round++) {
+  ours = { prefill: Math.min(ours.prefill, best(prefill)), b1: Math.min(ours.b1, decodeTime(1)), b8: Math.min(ours.b8, decodeTime(8)) };
+  if (round === 2) break;
+  const again = runPython();
+  py = { ...py, prefill_s: Math.min(py.prefill_s, again.prefill_s), decode_b1_s: Math.min(py.decode_b1_s, again.decode_b1_s), decode_b8_s: Math.min(py.decode_b8_s, again.decode_b8_s) };
+}
 
 const rows: [string, number, number, string][] = [
   ["prefill, 512-token prompt (tokens/s)", 512 / ours.prefill, 512 / py.prefill_s, ">= 0.95"],
@@ -89,7 +93,7 @@ if (!process.env.BENCH_NO_WRITE)
     `# @pisces/llama benchmark\n\nWritten by \`pnpm bench\` on ${new Date().toISOString().slice(0, 10)}.\n` +
       `Machine: ${machine}. libtorch ${T.libtorchVersion()} (CPU), Node ${process.version}.\n` +
       `Random weights in the SmolLM2-135M-Instruct shape; decode = greedy tokens after the first, ${newTokens} new tokens from a 16-token prompt; ` +
-      "transformers uses model.generate() with its default dynamic cache. Best of 2 rounds alternating with the Python process.\n\n" +
+      "transformers uses model.generate() with its default dynamic cache. Best of 3 rounds alternating with the Python process; on this shared 2-core machine the decode ratios varied between runs (batch 1: 1.04 to 1.32, batch 8: 1.22 to 1.49 in four runs on 2026-11-26).\n\n" +
       `${table}\n\n${boundNote}\n`,
   );
 model.dispose();

@@ -31,6 +31,8 @@ export class LlamaRMSNorm extends Module {
     ones.dispose();
   }
   forward(x: Tensor): Tensor {
+    // float32: libtorch's fused rms_norm computes the same expression in one kernel.
+    if (x.dtype === "float32" && this.weight.dtype === "float32") return T.rmsNorm(x, [x.size(-1)], this.weight, this.eps);
     return T.scope(() => {
       const h = x.to("float32");
       const variance = h.pow(2).mean(-1, { keepdim: true });
