@@ -1,0 +1,127 @@
+// Loading and resampling images with sharp (libvips): file paths, encoded buffers or raw pixels
+// in, 8-bit RGB out. Follows what transformers' image processors do with PIL: EXIF orientation
+// applied (as `load_image`), alpha composited onto white (as `convert_to_rgb`), grey and CMYK
+// converted to RGB. Decompression bombs are refused by sharp's `limitInputPixels`.
+import sharp, { type Sharp } from "sharp";
+
+/** 8-bit RGB pixels, row-major, interleaved (H, W, 3). */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** A path, an encoded file (PNG, JPEG, WebP, GIF, AVIF, TIFF...), or raw pixels with 1-4 channels. */
+export type ImageInput =
+  | string
+  | Buffer
+  | Uint8Array
+  | { data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: 1 | 2 | 3 | 4 };
+
+export interface LoadOptions {
+  /** Refuse images with more pixels than this (default 268,402,689 = 16383², sharp's default). */
+  limitInputPixels?: number;
+}
+
+export class ImageLoadError extends Error {
+  override name = "ImageLoadError";
+}
+
+function describe(input: ImageInput): string {
+  if (typeof input === "string") return input;
+  if (input instanceof Uint8Array) return `a ${input.length}-byte buffer`;
+  return `raw ${input.width}x${input.height}x${input.channels} pixels`;
+}
+
+/** Decodes to RGB: EXIF-rotated, alpha flattened onto white, grey/CMYK converted. */
+export async function loadImage(input: ImageInput, options: LoadOptions = {}): Promise<RgbImage> {
+  const limitInputPixels = options.limitInputPixels ?? 268_402_689;
+  let pipeline: Sharp;
+  if (typeof input === "string" || input instanceof Uint8Array) {
+    if (input instanceof Uint8Array && input.length === 0) throw new ImageLoadError("cannot load an image from an empty buffer");
+    pipeline = sharp(input, { limitInputPixels, failOn: "error" });
+  } else {
+    const { data, width, height, channels } = input;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
+      throw new ImageLoadError(`raw pixels need a positive integer width and height, got ${width}x${height}`);
+    if (![1, 2, 3, 4].includes(channels)) throw new ImageLoadError(`raw pixels need 1 to 4 channels, got ${channels}`);
+    if (data.length !== width * height * channels)
+      throw new ImageLoadError(`raw pixels: ${width}x${height}x${channels} needs ${width * height * channels} bytes, got ${data.length}`);
+    if (width * height > limitInputPixels) throw new ImageLoadError(`raw image of ${width * height} pixels exceeds limitInputPixels (${limitInputPixels})`);
+    pipeline = sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels } });
+  }
+  try {
+    const { data, info } = await pipeline
+      .rotate() // EXIF orientation
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace("srgb")
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new ImageLoadError(`${describe(input)}: decoded to ${info.channels} channels, expected 3`);
+    if (info.width === 0 || info.height === 0) throw new ImageLoadError(`${describe(input)}: the image is empty (0 pixels)`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+  } catch (e) {
+    if (e instanceof ImageLoadError) throw e;
+    const message = (e as Error).message;
+    const hint = /pixel limit/i.test(message)
+      ? " (the image is larger than limitInputPixels; raise it only for trusted input)"
+      : /unsupported image format|Input buffer contains unsupported/i.test(message)
+        ? " (not an image format sharp can decode: use PNG, JPEG, WebP, GIF, AVIF or TIFF)"
+        : "";
+    throw new ImageLoadError(`cannot load ${describe(input)}: ${message}${hint}`);
+  }
+}
+
+export type ResampleName = "nearest" | "linear" | "cubic" | "lanczos3";
+
+/** PIL's resample codes (preprocessor_config.json `resample`) as sharp kernels. */
+export function resampleFromPil(code: number | undefined): ResampleName {
+  switch (code ?? 3) {
+    case 0:
+      return "nearest";
+    case 2:
+      return "linear";
+    case 3:
+      return "cubic"; // Keys cubic with a = -0.5 in both PIL and libvips
+    case 1:
+      return "lanczos3";
+    default:
+      throw new RangeError(`resample ${code} is not supported (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic)`);
+  }
+}
+
+/** Resizes to exactly width x height (aspect ratio not kept), antialiased when shrinking, as PIL's resize. */
+export async function resize(image: RgbImage, width: number, height: number, kernel: ResampleName = "cubic"): Promise<RgbImage> {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
+    throw new RangeError(`resize: target size must be positive integers, got ${width}x${height}`);
+  if (width === image.width && height === image.height) return image;
+  const { data, info } = await sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
+    raw: { width: image.width, height: image.height, channels: 3 },
+  })
+    .resize(width, height, { fit: "fill", kernel, fastShrinkOnLoad: false })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+}
+
+/** The centre height x width window (top/left rounded down, as transformers' center_crop); pads with black if smaller. */
+export function centerCrop(image: RgbImage, height: number, width: number): RgbImage {
+  const out = new Uint8Array(width * height * 3);
+  const top = Math.floor((image.height - height) / 2);
+  const left = Math.floor((image.width - width) / 2);
+  for (let y = 0; y < height; y++) {
+    const sy = y + top;
+    if (sy < 0 || sy >= image.height) continue;
+    for (let x = 0; x < width; x++) {
+      const sx = x + left;
+      if (sx < 0 || sx >= image.width) continue;
+      const s = (sy * image.width + sx) * 3;
+      const d = (y * width + x) * 3;
+      out[d] = image.data[s]!;
+      out[d + 1] = image.data[s + 1]!;
+      out[d + 2] = image.data[s + 2]!;
+    }
+  }
+  return { data: out, width, height };
+}
