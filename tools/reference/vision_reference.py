@@ -133,8 +133,8 @@ Image.fromarray(noise).save(os.path.join(img_dir, "noise_37x91.png"))
 Image.fromarray(grad[:100, :]).resize((500, 120)).save(os.path.join(img_dir, "wide_500x120.png"))
 
 names = sorted(f for f in os.listdir(img_dir) if f.endswith((".png", ".jpg")) and not f.startswith("."))
-siglip_proc = SiglipImageProcessorPil(size={"height": 64, "width": 64}, resample=3)
-clip_proc = CLIPImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 48, "width": 48}, resample=3)
+siglip_proc = SiglipImageProcessorPil(size={"height": 224, "width": 224}, resample=3)
+clip_proc = CLIPImageProcessorPil(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3)
 siglip_proc.save_pretrained(os.path.join(img_dir, "siglip_processor"))
 clip_proc.save_pretrained(os.path.join(img_dir, "clip_processor"))
 pre = {}

@@ -75,23 +75,7 @@ export async function loadImage(input: ImageInput, options: LoadOptions = {}): P
 
 export type ResampleName = "nearest" | "linear" | "cubic" | "lanczos3";
 
-/** PIL's resample codes (preprocessor_config.json `resample`) as sharp kernels. */
-export function resampleFromPil(code: number | undefined): ResampleName {
-  switch (code ?? 3) {
-    case 0:
-      return "nearest";
-    case 2:
-      return "linear";
-    case 3:
-      return "cubic"; // Keys cubic with a = -0.5 in both PIL and libvips
-    case 1:
-      return "lanczos3";
-    default:
-      throw new RangeError(`resample ${code} is not supported (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic)`);
-  }
-}
-
-/** Resizes to exactly width x height (aspect ratio not kept), antialiased when shrinking, as PIL's resize. */
+/** Resizes with libvips (fast; close to Pillow when shrinking, not when enlarging: use resizePil for parity). */
 export async function resize(image: RgbImage, width: number, height: number, kernel: ResampleName = "cubic"): Promise<RgbImage> {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
     throw new RangeError(`resize: target size must be positive integers, got ${width}x${height}`);

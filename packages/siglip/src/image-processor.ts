@@ -2,7 +2,7 @@
 // preprocessor_config.json: resize to a fixed height x width (no crop), rescale, normalize.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ImageInput, type LoadOptions, loadImage, type ResampleName, resampleFromPil, resize, toPixelValues } from "@pisces/image";
+import { type ImageInput, type LoadOptions, loadImage, type PilFilter, pilFilterFromCode, resizePil, toPixelValues } from "@pisces/image";
 import type * as T from "@pisces/tensor-cuda";
 
 export interface SiglipImageProcessorConfig {
@@ -21,11 +21,11 @@ export interface SiglipImageProcessorConfig {
 export class SiglipImageProcessor {
   readonly height: number;
   readonly width: number;
-  readonly resample: ResampleName;
+  readonly resample: PilFilter;
   constructor(readonly config: SiglipImageProcessorConfig = {}) {
     this.height = config.size?.height ?? 224;
     this.width = config.size?.width ?? 224;
-    this.resample = resampleFromPil(config.resample ?? 3);
+    this.resample = pilFilterFromCode(config.resample ?? 3);
     if (!(this.height > 0 && this.width > 0)) throw new RangeError(`size must be positive, got ${this.height}x${this.width}`);
   }
 
@@ -43,7 +43,7 @@ export class SiglipImageProcessor {
     const rgb = await Promise.all(
       list.map(async (input) => {
         const im = await loadImage(input, options);
-        return c.do_resize === false ? im : resize(im, this.width, this.height, this.resample);
+        return c.do_resize === false ? im : resizePil(im, this.width, this.height, this.resample);
       }),
     );
     const pixelValues = toPixelValues(rgb, {

@@ -19,7 +19,9 @@ describe("SigLIP matches transformers", () => {
         const model = SiglipVisionModel.fromPretrained(join(dir, "siglip_vision", "model"));
         const out = model.forward({ pixelValues: ref.get("pixel_values"), outputHiddenStates: true });
         expect(out.hiddenStates!.length).toBe(3);
-        out.hiddenStates!.forEach((h, i) => expect(maxAbsDiff(h, ref.get(`hidden_states.${i}`)), `layer ${i}`).toBeLessThanOrEqual(1e-4));
+        out.hiddenStates!.forEach((h, i) => {
+          expect(maxAbsDiff(h, ref.get(`hidden_states.${i}`)), `layer ${i}`).toBeLessThanOrEqual(1e-4);
+        });
         expect(maxAbsDiff(out.lastHiddenState, ref.get("last_hidden_state"))).toBeLessThanOrEqual(1e-4);
         expect(maxAbsDiff(out.poolerOutput!, ref.get("pooler_output"))).toBeLessThanOrEqual(1e-4);
         expect(maxAbsDiff(model.imageFeatures(ref.get("pixel_values"), -2), ref.get("hidden_states.1"))).toBeLessThanOrEqual(1e-4);
@@ -33,7 +35,9 @@ describe("SigLIP matches transformers", () => {
         const ref = T.loadSafetensors(join(dir, "siglip", "reference.safetensors"));
         const model = SiglipModel.fromPretrained(join(dir, "siglip", "model"));
         const out = model.forward({ inputIds: ref.get("input_ids"), pixelValues: ref.get("pixel_values"), outputHiddenStates: true });
-        out.textOutput.hiddenStates!.forEach((h, i) => expect(maxAbsDiff(h, ref.get(`text_hidden_states.${i}`)), `text layer ${i}`).toBeLessThanOrEqual(1e-4));
+        out.textOutput.hiddenStates!.forEach((h, i) => {
+          expect(maxAbsDiff(h, ref.get(`text_hidden_states.${i}`)), `text layer ${i}`).toBeLessThanOrEqual(1e-4);
+        });
         expect(maxAbsDiff(out.textOutput.lastHiddenState, ref.get("text_last_hidden_state"))).toBeLessThanOrEqual(1e-4);
         expect(maxAbsDiff(out.imageEmbeds, ref.get("image_embeds"))).toBeLessThanOrEqual(1e-4);
         expect(maxAbsDiff(out.textEmbeds, ref.get("text_embeds"))).toBeLessThanOrEqual(1e-4);

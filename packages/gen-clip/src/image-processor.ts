@@ -1,0 +1,70 @@
+// CLIP's image preprocessing (transformers' CLIPImageProcessor), driven by preprocessor_config.json:
+// resize the shortest side, centre crop, rescale, normalize with CLIP's mean and std.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { centerCrop, type ImageInput, type LoadOptions, loadImage, type PilFilter, pilFilterFromCode, resizePil, toPixelValues } from "@pisces/image";
+import type * as T from "@pisces/tensor-cuda";
+
+export interface ClipImageProcessorConfig {
+  do_resize?: boolean;
+  size?: { shortest_edge?: number; height?: number; width?: number };
+  resample?: number;
+  do_center_crop?: boolean;
+  crop_size?: { height?: number; width?: number };
+  do_rescale?: boolean;
+  rescale_factor?: number;
+  do_normalize?: boolean;
+  image_mean?: [number, number, number];
+  image_std?: [number, number, number];
+  [key: string]: unknown;
+}
+
+export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
+export class ClipImageProcessor {
+  readonly resample: PilFilter;
+  constructor(readonly config: ClipImageProcessorConfig = {}) {
+    this.resample = pilFilterFromCode(config.resample ?? 3);
+  }
+
+  static fromPretrained(dir: string): ClipImageProcessor {
+    const path = join(dir, "preprocessor_config.json");
+    if (!existsSync(path)) throw new Error(`${dir}: no preprocessor_config.json`);
+    return new ClipImageProcessor(JSON.parse(readFileSync(path, "utf8")) as ClipImageProcessorConfig);
+  }
+
+  /** The size after resizing, as transformers computes it (shortest edge kept, long side truncated). */
+  outputSize(width: number, height: number): { width: number; height: number } {
+    const size = this.config.size ?? { shortest_edge: 224 };
+    if (size.shortest_edge !== undefined) {
+      const s = size.shortest_edge;
+      return width <= height ? { width: s, height: Math.trunc((s * height) / width) } : { width: Math.trunc((s * width) / height), height: s };
+    }
+    if (size.height && size.width) return { width: size.width, height: size.height };
+    throw new RangeError("size needs shortest_edge, or height and width");
+  }
+
+  async preprocess(images: ImageInput | readonly ImageInput[], options: LoadOptions & { device?: T.Device } = {}): Promise<{ pixelValues: T.Tensor }> {
+    const list = Array.isArray(images) ? images : [images as ImageInput];
+    const c = this.config;
+    const crop = { height: c.crop_size?.height ?? 224, width: c.crop_size?.width ?? 224 };
+    const rgb = await Promise.all(
+      list.map(async (input) => {
+        let im = await loadImage(input, options);
+        if (c.do_resize !== false) {
+          const { width, height } = this.outputSize(im.width, im.height);
+          im = resizePil(im, width, height, this.resample);
+        }
+        return c.do_center_crop === false ? im : centerCrop(im, crop.height, crop.width);
+      }),
+    );
+    const pixelValues = toPixelValues(rgb, {
+      rescaleFactor: c.do_rescale === false ? 1 : (c.rescale_factor ?? 1 / 255),
+      mean: c.do_normalize === false ? [0, 0, 0] : (c.image_mean ?? CLIP_MEAN),
+      std: c.do_normalize === false ? [1, 1, 1] : (c.image_std ?? CLIP_STD),
+      device: options.device,
+    });
+    return { pixelValues };
+  }
+}

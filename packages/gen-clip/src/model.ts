@@ -1,0 +1,206 @@
+// CLIP vision tower (Radford et al. 2021), following transformers' CLIPVisionModel (v5): class
+// token, `pre_layrnorm` (sic, the checkpoint key), pre-norm encoder layers, `post_layernorm` on the
+// class token. Module paths equal the checkpoint keys (`vision_model.encoder.layers.0...`).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as T from "@pisces/tensor-cuda";
+import { type ClipActivation, type ClipVisionConfig, type ClipVisionConfigJson, resolveClipVisionConfig } from "./config.js";
+
+type Tensor = T.Tensor;
+const { Module, ModuleList, Linear, LayerNorm, Conv2d, Embedding, Parameter } = T.nn;
+
+export interface ModelOptions {
+  dtype?: T.DType;
+  device?: T.Device;
+}
+
+function activate(x: Tensor, act: ClipActivation): Tensor {
+  if (act === "quick_gelu") return T.scope(() => x.mul(x.mul(1.702).sigmoid()));
+  return T.gelu(x, { approximate: act === "gelu_pytorch_tanh" ? "tanh" : "none" });
+}
+
+export class ClipAttention extends Module {
+  k_proj: T.nn.Linear;
+  v_proj: T.nn.Linear;
+  q_proj: T.nn.Linear;
+  out_proj: T.nn.Linear;
+  constructor(
+    readonly config: ClipVisionConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    const C = config.hiddenSize;
+    this.k_proj = new Linear(C, C, options);
+    this.v_proj = new Linear(C, C, options);
+    this.q_proj = new Linear(C, C, options);
+    this.out_proj = new Linear(C, C, options);
+  }
+  forward(x: Tensor): Tensor {
+    const [B, Tn, C] = x.shape as [number, number, number];
+    const nh = this.config.numAttentionHeads;
+    const hs = C / nh;
+    const heads = (t: Tensor) => t.view([B, Tn, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
+    const y = T.scaledDotProductAttention(heads(this.q_proj.forward(x)), heads(this.k_proj.forward(x)), heads(this.v_proj.forward(x)), { scale: hs ** -0.5 });
+    return this.out_proj.forward(y.transpose(1, 2).reshape([B, Tn, C])); // (B, T, C)
+  }
+}
+
+export class ClipMLP extends Module {
+  fc1: T.nn.Linear;
+  fc2: T.nn.Linear;
+  constructor(
+    readonly config: ClipVisionConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    this.fc1 = new Linear(config.hiddenSize, config.intermediateSize, options);
+    this.fc2 = new Linear(config.intermediateSize, config.hiddenSize, options);
+  }
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(activate(this.fc1.forward(x), this.config.hiddenAct));
+  }
+}
+
+export class ClipEncoderLayer extends Module {
+  self_attn: ClipAttention;
+  layer_norm1: T.nn.LayerNorm;
+  mlp: ClipMLP;
+  layer_norm2: T.nn.LayerNorm;
+  constructor(config: ClipVisionConfig, options: ModelOptions = {}) {
+    super();
+    this.self_attn = new ClipAttention(config, options);
+    this.layer_norm1 = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
+    this.mlp = new ClipMLP(config, options);
+    this.layer_norm2 = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
+  }
+  forward(x: Tensor): Tensor {
+    const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x)));
+    return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
+  }
+}
+
+export class ClipEncoder extends Module {
+  layers: T.nn.ModuleList<ClipEncoderLayer>;
+  constructor(config: ClipVisionConfig, options: ModelOptions = {}) {
+    super();
+    this.layers = new ModuleList(Array.from({ length: config.numHiddenLayers }, () => new ClipEncoderLayer(config, options)));
+  }
+  /** Every hidden state: the input, then each layer's output. */
+  forward(x: Tensor): Tensor[] {
+    const states = [x];
+    for (const layer of this.layers) states.push(layer.forward(states[states.length - 1]!));
+    return states;
+  }
+}
+
+export class ClipVisionEmbeddings extends Module {
+  class_embedding: T.nn.Parameter;
+  patch_embedding: T.nn.Conv2d;
+  position_embedding: T.nn.Embedding;
+  constructor(
+    readonly config: ClipVisionConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    const c = T.randn([config.hiddenSize], options);
+    this.class_embedding = new Parameter(c);
+    c.dispose();
+    this.patch_embedding = new Conv2d(config.numChannels, config.hiddenSize, config.patchSize, { ...options, stride: config.patchSize, bias: false });
+    this.position_embedding = new Embedding((config.imageSize / config.patchSize) ** 2 + 1, config.hiddenSize, options);
+  }
+  /** pixelValues (B, 3, H, W) -> (B, 1 + N, D): the class token, then the patches row by row. */
+  forward(pixelValues: Tensor): Tensor {
+    const { imageSize, numChannels, hiddenSize } = this.config;
+    const [B, Cin, H, W] = pixelValues.shape as [number, number, number, number];
+    if (pixelValues.ndim !== 4 || Cin !== numChannels || H !== imageSize || W !== imageSize)
+      throw new RangeError(`pixelValues must be (batch, ${numChannels}, ${imageSize}, ${imageSize}), got [${pixelValues.shape}]`);
+    const patches = this.patch_embedding.forward(pixelValues.to(this.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2); // (B, N, D)
+    const cls = this.class_embedding.view([1, 1, hiddenSize]).expand([B, 1, hiddenSize]);
+    return T.cat([cls, patches], 1).add(this.position_embedding.weight); // (B, 1 + N, D)
+  }
+}
+
+export interface ClipVisionOutput {
+  /** (B, 1 + N, D): the last layer's output (no final norm, as transformers). */
+  lastHiddenState: Tensor;
+  /** (B, D): post_layernorm of the class token. */
+  poolerOutput: Tensor;
+  /** Embeddings after pre_layrnorm, then each layer's output, when asked. */
+  hiddenStates?: Tensor[];
+}
+
+export class ClipVisionTransformer extends Module {
+  embeddings: ClipVisionEmbeddings;
+  pre_layrnorm: T.nn.LayerNorm;
+  encoder: ClipEncoder;
+  post_layernorm: T.nn.LayerNorm;
+  constructor(
+    readonly config: ClipVisionConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    this.embeddings = new ClipVisionEmbeddings(config, options);
+    this.pre_layrnorm = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
+    this.encoder = new ClipEncoder(config, options);
+    this.post_layernorm = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
+  }
+  forward(pixelValues: Tensor, options: { outputHiddenStates?: boolean } = {}): ClipVisionOutput {
+    const states = this.encoder.forward(this.pre_layrnorm.forward(this.embeddings.forward(pixelValues)));
+    const last = states[states.length - 1]!;
+    const out: ClipVisionOutput = { lastHiddenState: last, poolerOutput: this.post_layernorm.forward(last.select(1, 0)) };
+    if (options.outputHiddenStates) out.hiddenStates = states;
+    return out;
+  }
+}
+
+export class ClipVisionModel extends Module {
+  vision_model: ClipVisionTransformer;
+  constructor(
+    readonly config: ClipVisionConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    this.vision_model = new ClipVisionTransformer(config, options);
+  }
+  forward(input: { pixelValues: Tensor; outputHiddenStates?: boolean }): ClipVisionOutput {
+    return this.vision_model.forward(input.pixelValues, input);
+  }
+  /**
+   * Loads a CLIPVisionModel checkpoint folder (or the vision tower of a full CLIPModel one, whose
+   * config.json nests `vision_config`): strict on `vision_model.*`, other towers' tensors ignored.
+   */
+  static fromPretrained(dir: string, options: ModelOptions = {}): ClipVisionModel {
+    const path = join(dir, "config.json");
+    if (!existsSync(path)) throw new Error(`${dir}: no config.json; expected a Hugging Face model folder`);
+    let json: ClipVisionConfigJson & { vision_config?: ClipVisionConfigJson };
+    try {
+      json = JSON.parse(readFileSync(path, "utf8"));
+    } catch (e) {
+      throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+    }
+    const config = resolveClipVisionConfig(json.vision_config ?? json);
+    const device = options.device ?? "cpu";
+    const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
+    const model = new ClipVisionModel(config, { dtype, device: "meta" });
+    const reader = T.loadSafetensors(dir);
+    // CLIPModel and transformers 4.x CLIPVisionModel checkpoints prefix the tower with
+    // `vision_model.`; transformers 5 saves a CLIPVisionModel without it. Accept both.
+    const prefixed = reader.keys().some((k) => k.startsWith("vision_model."));
+    const toCheckpoint = (k: string) => (prefixed ? k : k.slice("vision_model.".length));
+    const params = new Map([...model.namedParameters()].map(([k, p]) => [toCheckpoint(k), p] as const));
+    const keys = prefixed ? reader.keys().filter((k) => k.startsWith("vision_model.")) : reader.keys();
+    const missing = [...params.keys()].filter((k) => !reader.has(k));
+    const unexpected = keys.filter((k) => !params.has(k));
+    const mismatched = [...params]
+      .filter(([k]) => reader.has(k))
+      .map(([k, p]) => ({ key: k, expected: p.shape, got: reader.shapeOf(k) }))
+      .filter((m) => m.expected.join() !== m.got.join());
+    if (missing.length || unexpected.length || mismatched.length) throw new T.StateDictError(missing, unexpected, mismatched);
+    for (const [key, p] of params) {
+      const t = reader.get(key, { dtype, device });
+      p._assign(t);
+      t.dispose();
+    }
+    return model.eval();
+  }
+}

@@ -1,0 +1,83 @@
+// Loading images: formats and colour modes become RGB; bad input gives a clear ImageLoadError.
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import sharp from "sharp";
+import { beforeAll, describe, expect, it } from "vitest";
+import { centerCrop, ImageLoadError, loadImage, resizePil, toPixelValues } from "../src/index.js";
+
+const repoRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..");
+const images = join(repoRoot, "tools", "reference", "out", "vision", "images");
+const work = mkdtempSync(join(tmpdir(), "pisces-image-"));
+beforeAll(() => {
+  if (!existsSync(join(images, "preprocess.safetensors"))) {
+    mkdirSync(join(repoRoot, "tools", "reference", "out", "vision"), { recursive: true });
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "vision_reference.py"), join(repoRoot, "tools", "reference", "out", "vision")], { stdio: "pipe" });
+  }
+});
+
+describe("loadImage", () => {
+  it("decodes paths and buffers to RGB, applying EXIF orientation", async () => {
+    const png = await loadImage(join(images, "chelsea.png"));
+    expect([png.width, png.height, png.data.length]).toEqual([451, 300, 451 * 300 * 3]);
+    const rotated = await loadImage(readFileSync(join(images, "chelsea_exif6.jpg")));
+    expect([rotated.width, rotated.height]).toEqual([300, 451]); // orientation 6: displayed rotated
+  });
+
+  it("flattens alpha onto white and converts grey and CMYK to RGB", async () => {
+    const transparent = await sharp({ create: { width: 2, height: 1, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0 } } }).png().toBuffer();
+    expect(Array.from((await loadImage(transparent)).data)).toEqual([255, 255, 255, 255, 255, 255]);
+    const grey = await loadImage(join(images, "grey_360x240.png"));
+    expect(grey.data[0]).toBe(grey.data[1]);
+    const cmyk = await loadImage(join(images, "cmyk_astronaut.jpg"));
+    expect([cmyk.width, cmyk.height]).toEqual([512, 512]);
+  });
+
+  it("accepts raw pixels of 1 to 4 channels", async () => {
+    const rgba = await loadImage({ data: new Uint8Array([0, 0, 0, 255, 255, 0, 0, 0]), width: 2, height: 1, channels: 4 });
+    expect(Array.from(rgba.data)).toEqual([0, 0, 0, 255, 255, 255]);
+    const g = await loadImage({ data: new Uint8Array([7, 9]), width: 1, height: 2, channels: 1 });
+    expect(Array.from(g.data)).toEqual([7, 7, 7, 9, 9, 9]);
+  });
+
+  it("gives clear errors for corrupt, truncated, empty, oversized and unsupported input", async () => {
+    const jpeg = readFileSync(join(images, "astronaut_q90.jpg"));
+    const cases: [string, Parameters<typeof loadImage>[0], RegExp, Parameters<typeof loadImage>[1]?][] = [
+      ["missing file", join(work, "nope.png"), /cannot load .*nope\.png/],
+      ["empty buffer", new Uint8Array(0), /empty buffer/],
+      ["not an image", Buffer.from("this is plain text, not pixels"), /not an image format sharp can decode/],
+      ["truncated JPEG", jpeg.subarray(0, 2000), /cannot load a 2000-byte buffer/],
+      ["decompression bomb", join(images, "astronaut.png"), /larger than limitInputPixels/, { limitInputPixels: 1000 }],
+      ["raw size mismatch", { data: new Uint8Array(5), width: 2, height: 1, channels: 3 }, /needs 6 bytes, got 5/],
+      ["raw zero size", { data: new Uint8Array(0), width: 0, height: 1, channels: 3 }, /positive integer width and height/],
+    ];
+    for (const [what, input, message, options] of cases) {
+      const error = await loadImage(input, options).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error, what).toBeInstanceOf(ImageLoadError);
+      expect((error as Error).message, what).toMatch(message);
+    }
+    writeFileSync(join(work, "zero.png"), Buffer.alloc(0));
+    await expect(loadImage(join(work, "zero.png"))).rejects.toThrow(ImageLoadError);
+  });
+});
+
+describe("resizePil, centerCrop, toPixelValues", () => {
+  it("resizes, crops and normalizes", () => {
+    const im = { data: Uint8Array.from({ length: 4 * 4 * 3 }, (_, i) => i), width: 4, height: 4 };
+    expect(resizePil(im, 4, 4)).toBe(im);
+    const half = resizePil(im, 2, 2, "bilinear");
+    expect([half.width, half.height]).toEqual([2, 2]);
+    const crop = centerCrop(im, 2, 2);
+    expect(Array.from(crop.data.slice(0, 3))).toEqual([15, 16, 17]); // pixel (1, 1)
+    const px = toPixelValues([crop], { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+    expect(px.shape).toEqual([1, 3, 2, 2]);
+    expect(px.select(1, 0).flatten().tolist()).toEqual([15, 18, 27, 30].map((v) => Math.fround((Math.fround(v / 255) - 0.5) / 0.5)));
+    expect(() => resizePil(im, 0, 2)).toThrow(/positive integers/);
+    expect(() => toPixelValues([im, half])).toThrow(/images differ in size/);
+  });
+});
