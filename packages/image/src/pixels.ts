@@ -20,13 +20,22 @@ export function toPixelValues(images: readonly RgbImage[], options: NormalizeOpt
   const std = options.std ?? [1, 1, 1];
   const plane = width * height;
   const out = new Float32Array(images.length * 3 * plane);
+  // One 256-entry table per channel, each entry computed with transformers' float32 arithmetic:
+  // (x * scale - mean) / std.
+  const tables = [0, 1, 2].map((c) => {
+    const m = Math.fround(mean[c]!);
+    const s = Math.fround(std[c]!);
+    return Float32Array.from({ length: 256 }, (_, x) => Math.fround(Math.fround(Math.fround(x * scale) - m) / s));
+  }) as [Float32Array, Float32Array, Float32Array];
   images.forEach((im, b) => {
-    for (let c = 0; c < 3; c++) {
-      // the same float32 arithmetic as transformers: (x * scale - mean) / std
-      const m = Math.fround(mean[c]!);
-      const s = Math.fround(std[c]!);
-      const base = (b * 3 + c) * plane;
-      for (let i = 0; i < plane; i++) out[base + i] = Math.fround(Math.fround(Math.fround(im.data[i * 3 + c]! * scale) - m) / s);
+    const r = (b * 3) * plane;
+    const g = r + plane;
+    const bl = g + plane;
+    const d = im.data;
+    for (let i = 0, p = 0; i < plane; i++, p += 3) {
+      out[r + i] = tables[0][d[p]!]!;
+      out[g + i] = tables[1][d[p + 1]!]!;
+      out[bl + i] = tables[2][d[p + 2]!]!;
     }
   });
   return T.tensor(out, { shape: [images.length, 3, height, width], device: options.device });

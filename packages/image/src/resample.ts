@@ -89,9 +89,9 @@ function horizontal(src: Uint8Array, srcWidth: number, rows: number, firstRow: n
       for (let x = 0; x < n; x++) {
         const w = weights[kOff + x]!;
         const p = row + (x + xmin) * 3;
-        r += src[p]! * w;
-        g += src[p + 1]! * w;
-        b += src[p + 2]! * w;
+        r = (r + src[p]! * w) | 0; // sums stay below 2^31: 255 * 1.3 * 2^22
+        g = (g + src[p + 1]! * w) | 0;
+        b = (b + src[p + 2]! * w) | 0;
       }
       const o = (y * outWidth + xx) * 3;
       out[o] = clip8(r);
@@ -117,9 +117,9 @@ function vertical(src: Uint8Array, width: number, outHeight: number, c: Coeffici
       for (let y = 0; y < n; y++) {
         const w = weights[kOff + y]!;
         const p = ((y + ymin) * width + x) * 3;
-        r += src[p]! * w;
-        g += src[p + 1]! * w;
-        b += src[p + 2]! * w;
+        r = (r + src[p]! * w) | 0;
+        g = (g + src[p + 1]! * w) | 0;
+        b = (b + src[p + 2]! * w) | 0;
       }
       const o = (yy * width + x) * 3;
       out[o] = clip8(r);
