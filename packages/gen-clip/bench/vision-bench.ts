@@ -34,7 +34,7 @@ export async function runVisionBench(b: VisionBench): Promise<void> {
     };
   const forward = b.makeModel();
   const processor = b.makeProcessor();
-  const best = async (fn: () => void | Promise<unknown>, repeats: number) => {
+  const best = async (fn: () => unknown, repeats: number) => {
     let t = Infinity;
     for (let i = 0; i < repeats; i++) {
       const t0 = performance.now();

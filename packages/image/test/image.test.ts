@@ -12,6 +12,8 @@ const repoRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..", 
 const images = join(repoRoot, "tools", "reference", "out", "vision", "images");
 const work = mkdtempSync(join(tmpdir(), "pisces-image-"));
 beforeAll(() => {
+  // one generation per checkout, shared with the siglip and gen-clip tests (which take a lock; the
+  // packages' tests run one package at a time, see the root test script)
   if (!existsSync(join(images, "preprocess.safetensors"))) {
     mkdirSync(join(repoRoot, "tools", "reference", "out", "vision"), { recursive: true });
     execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "vision_reference.py"), join(repoRoot, "tools", "reference", "out", "vision")], { stdio: "pipe" });

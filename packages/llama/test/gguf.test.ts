@@ -2,11 +2,11 @@
 // transformers loading the same file (tools/reference/smollm2_gguf_reference.py): tokenizer ids,
 // chat template, and the same 20 greedy tokens.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type ChatMessage, dequantize, GGUFError, loadGGUF, readGGUF } from "../src/index.js";
-import { fixtures, repoRoot } from "./helpers.js";
+import { fixtures, generateOnce, repoRoot } from "./helpers.js";
 
 interface Reference {
   gguf: string;
@@ -19,8 +19,9 @@ interface Reference {
 const dir = join(fixtures, "smollm2");
 let ref: Reference;
 beforeAll(() => {
-  if (!existsSync(join(dir, "reference.json")))
+  generateOnce(join(dir, "reference.json"), dir, () => {
     execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "smollm2_gguf_reference.py"), fixtures], { stdio: "pipe" });
+  });
   ref = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8")) as Reference;
 }, 600_000);
 

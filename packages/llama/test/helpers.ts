@@ -1,6 +1,6 @@
 // Test helpers: the Python reference fixtures (made once per checkout) and comparisons.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
@@ -12,10 +12,9 @@ export const MODELS = ["gqa", "llama3_rope", "tied", "head_dim"] as const;
 
 /** Runs tools/reference/llama_reference.py once (needs python3 with transformers 5.24 and torch 2.13). */
 export function referenceFixtures(): string {
-  if (!existsSync(join(fixtures, "tokenizer_reference.json"))) {
-    mkdirSync(fixtures, { recursive: true });
+  generateOnce(join(fixtures, "tokenizer_reference.json"), fixtures, () => {
     execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "llama_reference.py"), fixtures], { stdio: "pipe" });
-  }
+  });
   return fixtures;
 }
 
@@ -30,4 +29,35 @@ export function maxRelDiff(a: T.Tensor, b: T.Tensor): number {
     const y = b.to("float64");
     return x.sub(y).abs().max().item() / Math.max(y.abs().max().item(), 1e-30);
   });
+}
+
+/**
+ * Runs `generate` once even when several test files (vitest runs them in parallel processes) ask
+ * at the same time: the first takes a lock file, the others wait for `marker` to appear.
+ */
+export function generateOnce(marker: string, lockDir: string, generate: () => void): void {
+  if (existsSync(marker)) return;
+  mkdirSync(lockDir, { recursive: true });
+  const lock = join(lockDir, ".generating.lock");
+  let fd: number | undefined;
+  try {
+    fd = openSync(lock, "wx");
+  } catch {
+    const deadline = Date.now() + 600_000;
+    while (!existsSync(marker)) {
+      if (!existsSync(lock)) {
+        generateOnce(marker, lockDir, generate); // the other process failed: try ourselves
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${marker} (stale ${lock}? delete it)`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+    return;
+  }
+  try {
+    if (!existsSync(marker)) generate();
+  } finally {
+    closeSync(fd);
+    rmSync(lock, { force: true });
+  }
 }

@@ -1,7 +1,7 @@
 // Shared test helpers: the devices to run on, value comparison, finite-difference gradcheck,
 // and the Python reference fixtures.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
@@ -68,15 +68,43 @@ export const fixtures = join(here, "fixtures", "generated");
 
 /** Runs the Python reference script once (it needs python3 with torch==2.13.0 and safetensors). */
 export function referenceFixtures(): string {
-  if (!existsSync(join(fixtures, "schedules.json"))) {
-    mkdirSync(fixtures, { recursive: true });
-    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "tensor_cuda_reference.py"), fixtures], {
-      stdio: "pipe",
-    });
-  }
+  generateOnce(join(fixtures, "schedules.json"), fixtures, () => {
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "tensor_cuda_reference.py"), fixtures], { stdio: "pipe" });
+  });
   return fixtures;
 }
 
 export function python(script: string, args: string[]): string {
   return execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", script), ...args], { encoding: "utf8" });
+}
+
+/**
+ * Runs `generate` once even when several test files (vitest runs them in parallel processes) ask
+ * at the same time: the first takes a lock file, the others wait for `marker` to appear.
+ */
+export function generateOnce(marker: string, lockDir: string, generate: () => void): void {
+  if (existsSync(marker)) return;
+  mkdirSync(lockDir, { recursive: true });
+  const lock = join(lockDir, ".generating.lock");
+  let fd: number | undefined;
+  try {
+    fd = openSync(lock, "wx");
+  } catch {
+    const deadline = Date.now() + 600_000;
+    while (!existsSync(marker)) {
+      if (!existsSync(lock)) {
+        generateOnce(marker, lockDir, generate); // the other process failed: try ourselves
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${marker} (stale ${lock}? delete it)`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+    return;
+  }
+  try {
+    if (!existsSync(marker)) generate();
+  } finally {
+    closeSync(fd);
+    rmSync(lock, { force: true });
+  }
 }
