@@ -138,6 +138,7 @@ const O = {
   topk: op("topk"),
   sort: op("sort.stable"),
   cumsum: op("cumsum"),
+  cumprod: op("cumprod"),
   multinomial: op("multinomial"),
   softmax: op("softmax.int"),
   logSoftmax: op("log_softmax.int"),
@@ -737,6 +738,9 @@ export class Tensor {
   }
   cumsum(dim: number, options: { dtype?: DType } = {}): Tensor {
     return new Tensor(native.call(O.cumsum, this._h, dim, options.dtype === undefined ? null : dtypeCode(options.dtype)));
+  }
+  cumprod(dim: number, options: { dtype?: DType } = {}): Tensor {
+    return new Tensor(native.call(O.cumprod, this._h, dim, options.dtype === undefined ? null : dtypeCode(options.dtype)));
   }
   /** Samples indices from the rows of a non-negative weight matrix. */
   multinomial(numSamples: number, options: { replacement?: boolean; generator?: Generator } = {}): Tensor {

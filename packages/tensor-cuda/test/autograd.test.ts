@@ -73,6 +73,7 @@ const cases: Case[] = [
   ["topk", (x) => x.topk(2).values, (d) => [r([2, 4], d)]],
   ["sort", (x) => x.sort({ descending: true }).values, (d) => [r([2, 4], d)]],
   ["cumsum", (x) => x.cumsum(1), (d) => [r([2, 4], d)]],
+  ["cumprod", (x) => x.cumprod(1), (d) => [r([2, 4], d)]],
   ["crossEntropy ignoreIndex", (x) => T.crossEntropy(x, T.tensor([1, -100, 0], { device: x.device })), (d) => [r([3, 4], d)]],
   ["crossEntropy (N, C, d)", (x) => T.crossEntropy(x, T.tensor([[1, 2], [0, 0]], { device: x.device }), { labelSmoothing: 0.1 }), (d) => [r([2, 3, 2], d)]],
   ["mseLoss", (a, b) => T.mseLoss(a, b), (d) => [r([2, 3], d), r([2, 3], d)]],

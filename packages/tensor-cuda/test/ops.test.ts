@@ -132,6 +132,7 @@ for (const device of devices) {
       expect(a.var(1, { correction: 0 }).tolist()).toEqual([2 / 3, 2 / 3].map(Math.fround));
       expect(t([3, 4], "float32").norm().item()).toBe(5);
       expect(t([1, 2, 3]).cumsum(0).tolist()).toEqual([1, 3, 6]);
+      expect(t([1, 2, 3]).cumprod(0).tolist()).toEqual([1, 2, 6]);
     });
 
     it("multiplies matrices", () => {

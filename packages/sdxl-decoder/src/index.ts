@@ -1,0 +1,12 @@
+// @pisces/sdxl-decoder: SDXL diffusion decoding over @pisces/tensor-cuda. So far: the schedulers.
+export { EulerDiscreteScheduler } from "./schedulers/euler-discrete.js";
+export {
+  alphasCumprod,
+  type PredictionType,
+  type Scheduler,
+  SchedulerConfigError,
+  type SchedulerConfigJson,
+  type SchedulerStepOutput,
+  spacedTimesteps,
+  type TimestepSpacing,
+} from "./schedulers/scheduler.js";

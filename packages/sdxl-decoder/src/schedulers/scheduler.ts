@@ -1,0 +1,83 @@
+// The small interface every diffusion scheduler implements (as diffusers' schedulers), and the
+// pieces they share: the training noise schedule (betas -> cumulative alphas) and configs that
+// mirror scheduler_config.json.
+import * as T from "@pisces/tensor-cuda";
+
+export type PredictionType = "epsilon" | "v_prediction";
+export type TimestepSpacing = "leading" | "trailing" | "linspace";
+
+/** The fields of diffusers' scheduler_config.json that the schedulers here read. */
+export interface SchedulerConfigJson {
+  _class_name?: string;
+  num_train_timesteps?: number;
+  beta_start?: number;
+  beta_end?: number;
+  beta_schedule?: "linear" | "scaled_linear";
+  prediction_type?: PredictionType;
+  timestep_spacing?: TimestepSpacing;
+  steps_offset?: number;
+  [key: string]: unknown;
+}
+
+export interface SchedulerStepOutput {
+  prevSample: T.Tensor;
+  predOriginalSample: T.Tensor;
+}
+
+export interface Scheduler {
+  /** The timesteps of the current schedule, most noisy first. */
+  readonly timesteps: number[];
+  /** Multiply initial Gaussian noise by this to start sampling. */
+  readonly initNoiseSigma: number;
+  setTimesteps(numInferenceSteps: number): void;
+  /** Scales the model input at the current step (identity for DDIM, 1 / sqrt(sigma² + 1) for Euler). */
+  scaleModelInput(sample: T.Tensor, timestep: number): T.Tensor;
+  /** One denoising step from `sample` at `timestep`, given the model's output; steps advance in order. */
+  step(modelOutput: T.Tensor, timestep: number, sample: T.Tensor): SchedulerStepOutput;
+  /** Noises clean samples to the given training timesteps (for training the decoder). */
+  addNoise(original: T.Tensor, noise: T.Tensor, timesteps: readonly number[]): T.Tensor;
+}
+
+export class SchedulerConfigError extends Error {
+  override name = "SchedulerConfigError";
+}
+
+/** Cumulative product of alphas (float32), as diffusers computes it with torch. */
+export function alphasCumprod(config: Required<Pick<SchedulerConfigJson, "num_train_timesteps" | "beta_start" | "beta_end" | "beta_schedule">>): number[] {
+  return T.scope(() => {
+    const { num_train_timesteps: n, beta_start: b0, beta_end: b1, beta_schedule: schedule } = config;
+    let betas: T.Tensor;
+    if (schedule === "linear") betas = T.linspace(b0, b1, n, { dtype: "float32" });
+    else if (schedule === "scaled_linear") betas = T.linspace(b0 ** 0.5, b1 ** 0.5, n, { dtype: "float32" }).pow(2);
+    else throw new SchedulerConfigError(`beta_schedule '${String(schedule)}' is not supported (linear, scaled_linear)`);
+    return Array.from(betas.neg().add(1).cumprod(0).toArray() as Float32Array);
+  });
+}
+
+/** numpy's round: halves to even. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The inference timesteps for a spacing, as diffusers computes them (float32 values). */
+export function spacedTimesteps(spacing: TimestepSpacing, numTrain: number, steps: number, stepsOffset: number): number[] {
+  if (!Number.isInteger(steps) || steps <= 0) throw new RangeError(`setTimesteps: the number of steps must be a positive integer, got ${steps}`);
+  if (steps > numTrain) throw new RangeError(`setTimesteps: ${steps} steps exceed the ${numTrain} training timesteps`);
+  if (spacing === "linspace") {
+    const delta = (numTrain - 1) / (steps - 1 || 1);
+    const ts = Array.from({ length: steps }, (_, i) => (i === steps - 1 && steps > 1 ? numTrain - 1 : i * delta));
+    return ts.reverse().map(Math.fround);
+  }
+  if (spacing === "leading") {
+    const ratio = Math.floor(numTrain / steps);
+    return Array.from({ length: steps }, (_, i) => roundHalfEven(i * ratio) + stepsOffset).reverse();
+  }
+  if (spacing === "trailing") {
+    const ratio = numTrain / steps;
+    const ts: number[] = [];
+    for (let i = 0; numTrain - i * ratio > 0; i++) ts.push(roundHalfEven(numTrain + i * -ratio) - 1);
+    return ts;
+  }
+  throw new SchedulerConfigError(`timestep_spacing '${String(spacing)}' is not supported (leading, trailing, linspace)`);
+}
