@@ -1,4 +1,6 @@
 // @pisces/sdxl-decoder: SDXL diffusion decoding over @pisces/tensor-cuda. So far: the schedulers.
+export { DDIMScheduler } from "./schedulers/ddim.js";
+export { DPMSolverMultistepScheduler } from "./schedulers/dpm-solver-multistep.js";
 export { EulerDiscreteScheduler } from "./schedulers/euler-discrete.js";
 export {
   alphasCumprod,

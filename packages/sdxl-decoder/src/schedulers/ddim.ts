@@ -1,0 +1,116 @@
+// DDIM (Song et al. 2020), deterministic (eta = 0), as diffusers' DDIMScheduler: x_{t-1} =
+// sqrt(ᾱ_prev) x̂0 + sqrt(1 - ᾱ_prev) ε̂, with x̂0 and ε̂ from an epsilon or v prediction.
+import * as T from "@pisces/tensor-cuda";
+import {
+  alphasCumprod,
+  type PredictionType,
+  roundHalfEven,
+  type Scheduler,
+  SchedulerConfigError,
+  type SchedulerConfigJson,
+  type SchedulerStepOutput,
+  type TimestepSpacing,
+} from "./scheduler.js";
+
+const f = Math.fround;
+
+export class DDIMScheduler implements Scheduler {
+  readonly numTrainTimesteps: number;
+  readonly predictionType: PredictionType;
+  readonly timestepSpacing: TimestepSpacing;
+  readonly stepsOffset: number;
+  readonly clipSample: boolean;
+  readonly clipSampleRange: number;
+  private readonly alphas: number[];
+  private readonly finalAlphaCumprod: number;
+  timesteps: number[] = [];
+  readonly initNoiseSigma = 1;
+  private numInferenceSteps = 0;
+
+  constructor(readonly config: SchedulerConfigJson = {}) {
+    const unsupported = ["thresholding", "rescale_betas_zero_snr"].filter((k) => config[k] === true);
+    if (unsupported.length) throw new SchedulerConfigError(`DDIMScheduler: ${unsupported.join(", ")} not supported yet`);
+    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
+    this.predictionType = config.prediction_type ?? "epsilon";
+    if (this.predictionType !== "epsilon" && this.predictionType !== "v_prediction")
+      throw new SchedulerConfigError(`prediction_type '${String(this.predictionType)}' is not supported (epsilon, v_prediction)`);
+    this.timestepSpacing = config.timestep_spacing ?? "leading";
+    this.stepsOffset = config.steps_offset ?? 0;
+    this.clipSample = (config.clip_sample as boolean | undefined) ?? true;
+    this.clipSampleRange = (config.clip_sample_range as number | undefined) ?? 1;
+    this.alphas = alphasCumprod({
+      num_train_timesteps: this.numTrainTimesteps,
+      beta_start: config.beta_start ?? 0.0001,
+      beta_end: config.beta_end ?? 0.02,
+      beta_schedule: config.beta_schedule ?? "linear",
+    });
+    this.finalAlphaCumprod = ((config.set_alpha_to_one as boolean | undefined) ?? true) ? 1 : this.alphas[0]!;
+  }
+
+  static fromConfig(json: SchedulerConfigJson): DDIMScheduler {
+    if (json._class_name !== undefined && json._class_name !== "DDIMScheduler") throw new SchedulerConfigError(`config is for ${json._class_name}, not DDIMScheduler`);
+    return new DDIMScheduler(json);
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const N = this.numTrainTimesteps;
+    const n = numInferenceSteps;
+    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`setTimesteps: the number of steps must be a positive integer, got ${n}`);
+    if (n > N) throw new RangeError(`setTimesteps: ${n} steps exceed the ${N} training timesteps`);
+    if (this.timestepSpacing === "linspace") {
+      const delta = (N - 1) / (n - 1 || 1);
+      this.timesteps = Array.from({ length: n }, (_, i) => roundHalfEven(i === n - 1 && n > 1 ? N - 1 : i * delta)).reverse();
+    } else if (this.timestepSpacing === "leading") {
+      const ratio = Math.floor(N / n);
+      this.timesteps = Array.from({ length: n }, (_, i) => i * ratio + this.stepsOffset).reverse();
+    } else if (this.timestepSpacing === "trailing") {
+      const ratio = N / n;
+      const ts: number[] = [];
+      for (let i = 0; N - i * ratio > 0; i++) ts.push(roundHalfEven(N + i * -ratio) - 1);
+      this.timesteps = ts;
+    } else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
+    this.numInferenceSteps = n;
+  }
+
+  scaleModelInput(sample: T.Tensor, _timestep: number): T.Tensor {
+    return sample;
+  }
+
+  step(modelOutput: T.Tensor, timestep: number, sample: T.Tensor): SchedulerStepOutput {
+    if (this.numInferenceSteps === 0) throw new RangeError("DDIMScheduler: call setTimesteps before step");
+    const alphaT = this.alphas[timestep];
+    if (alphaT === undefined) throw new RangeError(`DDIMScheduler: timestep ${timestep} is outside [0, ${this.numTrainTimesteps})`);
+    const prevT = timestep - Math.floor(this.numTrainTimesteps / this.numInferenceSteps);
+    const alphaPrev = prevT >= 0 ? this.alphas[prevT]! : this.finalAlphaCumprod;
+    const betaT = f(1 - alphaT);
+    return T.scope(() => {
+      let pred: T.Tensor;
+      let eps: T.Tensor;
+      if (this.predictionType === "epsilon") {
+        pred = sample.sub(modelOutput.mul(f(Math.sqrt(betaT)))).div(f(Math.sqrt(alphaT)));
+        eps = modelOutput;
+      } else {
+        pred = sample.mul(f(Math.sqrt(alphaT))).sub(modelOutput.mul(f(Math.sqrt(betaT))));
+        eps = modelOutput.mul(f(Math.sqrt(alphaT))).add(sample.mul(f(Math.sqrt(betaT))));
+      }
+      if (this.clipSample) pred = pred.clamp(-this.clipSampleRange, this.clipSampleRange);
+      const direction = eps.mul(f(Math.sqrt(f(1 - alphaPrev))));
+      const prev = pred.mul(f(Math.sqrt(alphaPrev))).add(direction);
+      return { prevSample: prev, predOriginalSample: pred };
+    });
+  }
+
+  addNoise(original: T.Tensor, noise: T.Tensor, timesteps: readonly number[]): T.Tensor {
+    return T.scope(() => {
+      const shape = [timesteps.length, ...new Array(original.ndim - 1).fill(1)];
+      const a = timesteps.map((t) => {
+        const v = this.alphas[t];
+        if (v === undefined) throw new RangeError(`addNoise: timestep ${t} is outside [0, ${this.numTrainTimesteps})`);
+        return v;
+      });
+      const sqrtA = T.tensor(Float32Array.from(a.map((v) => f(Math.sqrt(v)))), { device: original.device }).reshape(shape);
+      const sqrt1mA = T.tensor(Float32Array.from(a.map((v) => f(Math.sqrt(f(1 - v))))), { device: original.device }).reshape(shape);
+      return original.mul(sqrtA).add(noise.mul(sqrt1mA));
+    });
+  }
+}

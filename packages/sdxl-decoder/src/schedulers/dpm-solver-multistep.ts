@@ -1,0 +1,150 @@
+// DPM-Solver++ (Lu et al. 2022), multistep, order 2 with the midpoint update, as diffusers'
+// DPMSolverMultistepScheduler with its defaults (algorithm dpmsolver++, lower-order final steps,
+// final sigma 0). Works in the data-prediction (x̂0) space with half-log-SNR steps λ = log(α/σ).
+import * as T from "@pisces/tensor-cuda";
+import {
+  alphasCumprod,
+  type PredictionType,
+  roundHalfEven,
+  type Scheduler,
+  SchedulerConfigError,
+  type SchedulerConfigJson,
+  type SchedulerStepOutput,
+  type TimestepSpacing,
+} from "./scheduler.js";
+
+/** (α_t, σ_t) of the variance-preserving process for a sigma of the variance-exploding one. */
+function alphaSigma(sigma: number): [number, number] {
+  const alpha = 1 / Math.sqrt(sigma * sigma + 1);
+  return [alpha, sigma * alpha];
+}
+
+export class DPMSolverMultistepScheduler implements Scheduler {
+  readonly numTrainTimesteps: number;
+  readonly predictionType: PredictionType;
+  readonly timestepSpacing: TimestepSpacing;
+  readonly stepsOffset: number;
+  readonly solverOrder = 2;
+  private readonly trainSigmas: number[];
+  timesteps: number[] = [];
+  sigmas: number[] = [];
+  readonly initNoiseSigma = 1;
+  private stepIndex = 0;
+  private lowerOrderNums = 0;
+  private previousX0: T.Tensor | null = null;
+
+  constructor(readonly config: SchedulerConfigJson = {}) {
+    const check = (key: string, allowed: unknown[]) => {
+      if (config[key] !== undefined && !allowed.includes(config[key]))
+        throw new SchedulerConfigError(`DPMSolverMultistepScheduler: ${key} = ${JSON.stringify(config[key])} is not supported (${allowed.join(", ")})`);
+    };
+    check("algorithm_type", ["dpmsolver++"]);
+    check("solver_order", [2]);
+    check("solver_type", ["midpoint"]);
+    check("use_karras_sigmas", [false]);
+    check("thresholding", [false]);
+    check("final_sigmas_type", ["zero"]);
+    check("euler_at_final", [false]);
+    check("lower_order_final", [true]);
+    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
+    this.predictionType = config.prediction_type ?? "epsilon";
+    if (this.predictionType !== "epsilon" && this.predictionType !== "v_prediction")
+      throw new SchedulerConfigError(`prediction_type '${String(this.predictionType)}' is not supported (epsilon, v_prediction)`);
+    this.timestepSpacing = config.timestep_spacing ?? "linspace";
+    this.stepsOffset = config.steps_offset ?? 0;
+    const alphas = alphasCumprod({
+      num_train_timesteps: this.numTrainTimesteps,
+      beta_start: config.beta_start ?? 0.0001,
+      beta_end: config.beta_end ?? 0.02,
+      beta_schedule: config.beta_schedule ?? "linear",
+    });
+    this.trainSigmas = T.scope(() => {
+      const a = T.tensor(Float32Array.from(alphas));
+      return Array.from(a.neg().add(1).div(a).pow(0.5).toArray() as Float32Array);
+    });
+  }
+
+  static fromConfig(json: SchedulerConfigJson): DPMSolverMultistepScheduler {
+    if (json._class_name !== undefined && json._class_name !== "DPMSolverMultistepScheduler")
+      throw new SchedulerConfigError(`config is for ${json._class_name}, not DPMSolverMultistepScheduler`);
+    return new DPMSolverMultistepScheduler(json);
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const N = this.numTrainTimesteps;
+    const n = numInferenceSteps;
+    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`setTimesteps: the number of steps must be a positive integer, got ${n}`);
+    if (n > N) throw new RangeError(`setTimesteps: ${n} steps exceed the ${N} training timesteps`);
+    if (this.timestepSpacing === "linspace") {
+      // np.linspace(0, N - 1, n + 1).round()[::-1][:-1]
+      const delta = (N - 1) / n;
+      this.timesteps = Array.from({ length: n + 1 }, (_, i) => roundHalfEven(i === n ? N - 1 : i * delta)).reverse().slice(0, n);
+    } else if (this.timestepSpacing === "leading") {
+      const ratio = Math.floor(N / (n + 1));
+      this.timesteps = Array.from({ length: n + 1 }, (_, i) => i * ratio).reverse().slice(0, n).map((t) => t + this.stepsOffset);
+    } else if (this.timestepSpacing === "trailing") {
+      const ratio = N / n;
+      const ts: number[] = [];
+      for (let i = 0; N - i * ratio > 0; i++) ts.push(roundHalfEven(N + i * -ratio) - 1);
+      this.timesteps = ts;
+    } else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
+    this.sigmas = [...this.timesteps.map((t) => this.trainSigmas[t]!), 0];
+    this.stepIndex = 0;
+    this.lowerOrderNums = 0;
+    this.previousX0?.dispose();
+    this.previousX0 = null;
+  }
+
+  scaleModelInput(sample: T.Tensor, _timestep: number): T.Tensor {
+    return sample;
+  }
+
+  step(modelOutput: T.Tensor, _timestep: number, sample: T.Tensor): SchedulerStepOutput {
+    const i = this.stepIndex;
+    const n = this.timesteps.length;
+    if (i >= n) throw new RangeError(`DPMSolverMultistepScheduler: no step ${i} (call setTimesteps, and step at most ${n} times)`);
+    const [alphaS0, sigmaS0] = alphaSigma(this.sigmas[i]!);
+    const [alphaT, sigmaT] = alphaSigma(this.sigmas[i + 1]!);
+    const lambda = (a: number, s: number) => Math.log(a) - Math.log(s);
+    const h = lambda(alphaT, sigmaT) - lambda(alphaS0, sigmaS0);
+    const lowerOrderFinal = i === n - 1; // final sigma 0: the last step is first order
+    const lowerOrderSecond = i === n - 2 && n < 15;
+    const out = T.scope(() => {
+      const x = sample.to("float32");
+      // data prediction x̂0 from the model output
+      const x0 = this.predictionType === "epsilon" ? x.sub(modelOutput.mul(sigmaS0)).div(alphaS0) : x.mul(alphaS0).sub(modelOutput.mul(sigmaS0));
+      const expm1 = Math.exp(-h) - 1;
+      let prev: T.Tensor;
+      if (this.lowerOrderNums < 1 || lowerOrderFinal || !this.previousX0) {
+        prev = x.mul(sigmaT / sigmaS0).sub(x0.mul(alphaT * expm1));
+      } else {
+        const [alphaS1, sigmaS1] = alphaSigma(this.sigmas[i - 1]!);
+        const h0 = lambda(alphaS0, sigmaS0) - lambda(alphaS1, sigmaS1);
+        const r0 = h0 / h;
+        const d1 = x0.sub(this.previousX0).mul(1 / r0);
+        prev = x.mul(sigmaT / sigmaS0).sub(x0.mul(alphaT * expm1)).sub(d1.mul(0.5 * alphaT * expm1));
+      }
+      void lowerOrderSecond; // order 2 needs no special second-to-last step
+      return { prevSample: prev.to(modelOutput.dtype), predOriginalSample: x0 };
+    });
+    this.previousX0?.dispose();
+    this.previousX0 = T.keep(out.predOriginalSample.clone());
+    if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
+    this.stepIndex++;
+    return out;
+  }
+
+  addNoise(original: T.Tensor, noise: T.Tensor, timesteps: readonly number[]): T.Tensor {
+    return T.scope(() => {
+      const shape = [timesteps.length, ...new Array(original.ndim - 1).fill(1)];
+      const pairs = timesteps.map((t) => {
+        const i = this.timesteps.indexOf(t);
+        if (i < 0) throw new RangeError(`addNoise: timestep ${t} is not in the current schedule`);
+        return alphaSigma(this.sigmas[i]!);
+      });
+      const a = T.tensor(Float32Array.from(pairs.map((p) => p[0])), { device: original.device }).reshape(shape);
+      const s = T.tensor(Float32Array.from(pairs.map((p) => p[1])), { device: original.device }).reshape(shape);
+      return original.mul(a).add(noise.mul(s));
+    });
+  }
+}
