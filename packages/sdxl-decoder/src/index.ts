@@ -12,3 +12,12 @@ export {
   spacedTimesteps,
   type TimestepSpacing,
 } from "./schedulers/scheduler.js";
+export {
+  AutoencoderKL,
+  type AutoencoderKLConfig,
+  type AutoencoderKLConfigJson,
+  DiagonalGaussian,
+  resolveAutoencoderKLConfig,
+  sdxlVae,
+  VaeConfigError,
+} from "./vae.js";
