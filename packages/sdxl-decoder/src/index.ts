@@ -21,3 +21,4 @@ export {
   sdxlVae,
   VaeConfigError,
 } from "./vae.js";
+export { resolveUNetConfig, sdxlBaseUNet, timestepEmbedding, UNet2DConditionModel, type UNetConfig, UNetConfigError, type UNetConfigJson, type UNetInput } from "./unet.js";
