@@ -1,4 +1,4 @@
-// @pisces/sdxl-decoder: SDXL diffusion decoding over @pisces/tensor-cuda. So far: the schedulers.
+// @pisces/sdxl-decoder: SDXL diffusion decoding over @pisces/tensor-cuda, conditioned on image vectors.
 export { DDIMScheduler } from "./schedulers/ddim.js";
 export { DPMSolverMultistepScheduler } from "./schedulers/dpm-solver-multistep.js";
 export { EulerDiscreteScheduler } from "./schedulers/euler-discrete.js";
@@ -22,3 +22,4 @@ export {
   VaeConfigError,
 } from "./vae.js";
 export { resolveUNetConfig, sdxlBaseUNet, timestepEmbedding, UNet2DConditionModel, type UNetConfig, UNetConfigError, type UNetConfigJson, type UNetInput } from "./unet.js";
+export { type DecodeOptions, DecoderError, type DecodeResult, type DecodeStep, schedulerFromConfig, SdxlDecoder, toPng } from "./decoder.js";
