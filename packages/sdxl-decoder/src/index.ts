@@ -22,4 +22,5 @@ export {
   VaeConfigError,
 } from "./vae.js";
 export { resolveUNetConfig, sdxlBaseUNet, timestepEmbedding, UNet2DConditionModel, type UNetConfig, UNetConfigError, type UNetConfigJson, type UNetInput } from "./unet.js";
+export { NoiseSchedule } from "./training.js";
 export { type DecodeOptions, DecoderError, type DecodeResult, type DecodeStep, schedulerFromConfig, SdxlDecoder, toPng } from "./decoder.js";
