@@ -1,22 +1,15 @@
 // SdxlDecoder: loads a folder written by diffusers' save_pretrained (unet/, vae/, scheduler/) and
 // runs a 4-step Euler loop with classifier-free guidance from the same initial noise as a loop
 // built from the diffusers pieces (tools/reference/decoder_reference.py): latents and image within 1e-3.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
+import { fixtures, referenceFixtures } from "./helpers.js";
 import { DPMSolverMultistepScheduler, SdxlDecoder } from "../src/index.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtures = join(here, "fixtures", "generated");
 beforeAll(() => {
-  if (!existsSync(join(fixtures, "decoder_reference.safetensors"))) {
-    mkdirSync(fixtures, { recursive: true });
-    execFileSync(process.env.PYTHON ?? "python3", [join(here, "..", "..", "..", "tools", "reference", "decoder_reference.py"), fixtures], { stdio: "pipe" });
-  }
+  referenceFixtures();
 });
 const maxAbsDiff = (a: T.Tensor, b: T.Tensor) => T.scope(() => a.sub(b).abs().max().item());
 

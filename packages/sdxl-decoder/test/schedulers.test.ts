@@ -1,16 +1,13 @@
 // Euler, DDIM and DPM-Solver++ (2M) schedulers against diffusers (tools/reference/scheduler_reference.py): timesteps,
 // sigmas and init_noise_sigma for several step counts and spacings, a 4-step run with epsilon and
 // v-prediction, and addNoise.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { beforeAll, describe, expect, it } from "vitest";
+import { fixtures, referenceFixtures } from "./helpers.js";
 import { DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, type Scheduler, type SchedulerConfigJson } from "../src/index.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtures = join(here, "fixtures", "generated");
 interface Reference {
   config: SchedulerConfigJson;
   schedules: Record<string, { timesteps: number[]; sigmas: number[] | null; init_noise_sigma: number }>;
@@ -19,10 +16,7 @@ interface Reference {
 let ref: Record<string, Reference>;
 let tensors: T.SafetensorsReader;
 beforeAll(() => {
-  if (!existsSync(join(fixtures, "schedulers.json"))) {
-    mkdirSync(fixtures, { recursive: true });
-    execFileSync(process.env.PYTHON ?? "python3", [join(here, "..", "..", "..", "tools", "reference", "scheduler_reference.py"), fixtures], { stdio: "pipe" });
-  }
+  referenceFixtures();
   ref = JSON.parse(readFileSync(join(fixtures, "schedulers.json"), "utf8"));
   tensors = T.loadSafetensors(join(fixtures, "schedulers.safetensors"));
 });

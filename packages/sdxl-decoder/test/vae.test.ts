@@ -1,20 +1,13 @@
 // AutoencoderKL against diffusers on a tiny random SDXL-style VAE saved by save_pretrained:
 // encoder mean and std, and decoder output, within 1e-4 (float32).
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { beforeAll, describe, expect, it } from "vitest";
+import { fixtures, referenceFixtures } from "./helpers.js";
 import { AutoencoderKL } from "../src/index.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtures = join(here, "fixtures", "generated");
 beforeAll(() => {
-  if (!existsSync(join(fixtures, "vae_reference.safetensors"))) {
-    mkdirSync(fixtures, { recursive: true });
-    execFileSync(process.env.PYTHON ?? "python3", [join(here, "..", "..", "..", "tools", "reference", "vae_reference.py"), fixtures], { stdio: "pipe" });
-  }
+  referenceFixtures();
 });
 const maxAbsDiff = (a: T.Tensor, b: T.Tensor) => T.scope(() => a.sub(b).abs().max().item());
 
