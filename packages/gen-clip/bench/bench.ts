@@ -5,10 +5,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
 import { ClipImageProcessor, ClipVisionModel, clipVitB16, resolveClipVisionConfig } from "../src/index.js";
-import { runVisionBench } from "./vision-bench.js";
+import { runVisionBench } from "../../../tools/bench/vision-bench.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-await runVisionBench({
+await runVisionBench(T, {
   kind: "clip",
   title: "CLIP vision tower, ViT-B/16 shape (clip-vit-base-patch16), float32",
   makeModel: () => {

@@ -184,23 +184,11 @@ export class ClipVisionModel extends Module {
     const model = new ClipVisionModel(config, { dtype, device: "meta" });
     const reader = T.loadSafetensors(dir);
     // CLIPModel and transformers 4.x CLIPVisionModel checkpoints prefix the tower with
-    // `vision_model.`; transformers 5 saves a CLIPVisionModel without it. Accept both.
+    // `vision_model.`; transformers 5 saves a CLIPVisionModel without it. Accept both; ignore other towers.
     const prefixed = reader.keys().some((k) => k.startsWith("vision_model."));
-    const toCheckpoint = (k: string) => (prefixed ? k : k.slice("vision_model.".length));
-    const params = new Map([...model.namedParameters()].map(([k, p]) => [toCheckpoint(k), p] as const));
-    const keys = prefixed ? reader.keys().filter((k) => k.startsWith("vision_model.")) : reader.keys();
-    const missing = [...params.keys()].filter((k) => !reader.has(k));
-    const unexpected = keys.filter((k) => !params.has(k));
-    const mismatched = [...params]
-      .filter(([k]) => reader.has(k))
-      .map(([k, p]) => ({ key: k, expected: p.shape, got: reader.shapeOf(k) }))
-      .filter((m) => m.expected.join() !== m.got.join());
-    if (missing.length || unexpected.length || mismatched.length) throw new T.StateDictError(missing, unexpected, mismatched);
-    for (const [key, p] of params) {
-      const t = reader.get(key, { dtype, device });
-      p._assign(t);
-      t.dispose();
-    }
+    const strip = (k: string) => (prefixed ? k : k.slice("vision_model.".length));
+    const keys = prefixed ? reader.keys().filter((k) => k.startsWith("vision_model.")) : reader.keys().map((k) => `vision_model.${k}`);
+    model.loadStateDict({ keys: () => keys, get: (k) => reader.get(strip(k)), shapeOf: (k) => reader.shapeOf(strip(k)) }, { assign: true, dtype, device });
     return model.eval();
   }
 }

@@ -1,9 +1,9 @@
 // Test helpers: the Python reference fixtures (made once per checkout) and comparisons.
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
+import { generateOnce } from "../../../tools/test-support/generate-once.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, "..", "..", "..");
@@ -31,33 +31,4 @@ export function maxRelDiff(a: T.Tensor, b: T.Tensor): number {
   });
 }
 
-/**
- * Runs `generate` once even when several test files (vitest runs them in parallel processes) ask
- * at the same time: the first takes a lock file, the others wait for `marker` to appear.
- */
-export function generateOnce(marker: string, lockDir: string, generate: () => void): void {
-  if (existsSync(marker)) return;
-  mkdirSync(lockDir, { recursive: true });
-  const lock = join(lockDir, ".generating.lock");
-  let fd: number | undefined;
-  try {
-    fd = openSync(lock, "wx");
-  } catch {
-    const deadline = Date.now() + 600_000;
-    while (!existsSync(marker)) {
-      if (!existsSync(lock)) {
-        generateOnce(marker, lockDir, generate); // the other process failed: try ourselves
-        return;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${marker} (stale ${lock}? delete it)`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-    }
-    return;
-  }
-  try {
-    if (!existsSync(marker)) generate();
-  } finally {
-    closeSync(fd);
-    rmSync(lock, { force: true });
-  }
-}
+export { generateOnce };

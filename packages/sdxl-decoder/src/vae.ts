@@ -325,20 +325,7 @@ export class AutoencoderKL extends Module {
     const model = new AutoencoderKL(config, { dtype, device: "meta" });
     const file = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json"].map((f) => join(dir, f)).find(existsSync);
     if (!file) throw new Error(`${dir}: no diffusion_pytorch_model.safetensors (pickled .bin weights are not read)`);
-    const reader = T.loadSafetensors(file);
-    const params = new Map(model.namedParameters());
-    const missing = [...params.keys()].filter((k) => !reader.has(k));
-    const unexpected = reader.keys().filter((k) => !params.has(k));
-    const mismatched = [...params]
-      .filter(([k]) => reader.has(k))
-      .map(([k, p]) => ({ key: k, expected: p.shape, got: reader.shapeOf(k) }))
-      .filter((m) => m.expected.join() !== m.got.join());
-    if (missing.length || unexpected.length || mismatched.length) throw new T.StateDictError(missing, unexpected, mismatched);
-    for (const [key, p] of params) {
-      const t = reader.get(key, { dtype, device });
-      p._assign(t);
-      t.dispose();
-    }
+    model.loadStateDict(T.loadSafetensors(file), { assign: true, dtype, device });
     return model.eval();
   }
 }

@@ -5,10 +5,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
 import { resolveSiglipVisionConfig, SiglipImageProcessor, SiglipVisionModel, siglipBase224 } from "../src/index.js";
-import { runVisionBench } from "./vision-bench.js";
+import { runVisionBench } from "../../../tools/bench/vision-bench.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-await runVisionBench({
+await runVisionBench(T, {
   kind: "siglip",
   title: "SigLIP vision tower, ViT-B/16 shape (siglip-base-patch16-224), float32",
   makeModel: () => {

@@ -259,10 +259,11 @@ export class SiglipVisionModel extends Module {
     const model = new SiglipVisionModel(config, { dtype, device: "meta" });
     const reader = T.loadSafetensors(dir);
     // SiglipModel and transformers 4.x SiglipVisionModel checkpoints prefix the tower with
-    // `vision_model.`; transformers 5 saves a SiglipVisionModel without it. Accept both.
+    // `vision_model.`; transformers 5 saves a SiglipVisionModel without it. Accept both; ignore the text tower.
     const prefixed = reader.keys().some((k) => k.startsWith("vision_model."));
-    if (prefixed) loadWeights(model, reader, (k) => k.startsWith("vision_model."), { dtype, device });
-    else loadWeights(model, reader, () => true, { dtype, device }, (k) => k.slice("vision_model.".length));
+    const strip = (k: string) => (prefixed ? k : k.slice("vision_model.".length));
+    const keys = prefixed ? reader.keys().filter((k) => k.startsWith("vision_model.")) : reader.keys().map((k) => `vision_model.${k}`);
+    model.loadStateDict({ keys: () => keys, get: (k) => reader.get(strip(k)), shapeOf: (k) => reader.shapeOf(strip(k)) }, { assign: true, dtype, device });
     return model.eval();
   }
 }
@@ -378,7 +379,7 @@ export class SiglipModel extends Module {
     if (!json.text_config || !json.vision_config) throw new Error(`${dir}/config.json has no text_config and vision_config: not a SiglipModel checkpoint (use SiglipVisionModel for a vision tower)`);
     const { dtype, device } = defaults(options);
     const model = new SiglipModel(resolveSiglipTextConfig(json.text_config), resolveSiglipVisionConfig(json.vision_config), { dtype, device: "meta" });
-    loadWeights(model, T.loadSafetensors(dir), () => true, { dtype, device });
+    model.loadStateDict(T.loadSafetensors(dir), { assign: true, dtype, device });
     return model.eval();
   }
 }
@@ -396,31 +397,4 @@ function readConfig(dir: string): Record<string, unknown> {
 function defaults(options: ModelOptions): { dtype: T.DType; device: T.Device } {
   const device = options.device ?? "cpu";
   return { device, dtype: options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32") };
-}
-
-/**
- * Strict streaming load: every parameter of `model` from the checkpoint keys that `wanted`
- * selects; `toCheckpoint` maps a module path to its checkpoint key (identity by default).
- */
-export function loadWeights(
-  model: T.nn.Module,
-  reader: T.SafetensorsReader,
-  wanted: (key: string) => boolean,
-  options: { dtype: T.DType; device: T.Device },
-  toCheckpoint: (key: string) => string = (k) => k,
-): void {
-  const params = new Map([...model.namedParameters()].map(([k, p]) => [toCheckpoint(k), p] as const));
-  const keys = reader.keys().filter(wanted);
-  const missing = [...params.keys()].filter((k) => !reader.has(k));
-  const unexpected = keys.filter((k) => !params.has(k));
-  const mismatched = [...params]
-    .filter(([k]) => reader.has(k))
-    .map(([k, p]) => ({ key: k, expected: p.shape, got: reader.shapeOf(k) }))
-    .filter((m) => m.expected.join() !== m.got.join());
-  if (missing.length || unexpected.length || mismatched.length) throw new T.StateDictError(missing, unexpected, mismatched);
-  for (const [key, p] of params) {
-    const t = reader.get(key, options);
-    p._assign(t);
-    t.dispose();
-  }
 }

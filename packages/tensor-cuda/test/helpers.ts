@@ -1,11 +1,11 @@
 // Shared test helpers: the devices to run on, value comparison, finite-difference gradcheck,
 // and the Python reference fixtures.
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { isCudaAvailable, noGrad, scope, type Tensor, tensor } from "../src/index.js";
+import { generateOnce } from "../../../tools/test-support/generate-once.js";
 
 /** CPU always; CUDA too when this machine has a GPU (the CUDA leg of the same tests). */
 export const devices: string[] = ["cpu", ...(isCudaAvailable() ? ["cuda"] : [])];
@@ -78,33 +78,4 @@ export function python(script: string, args: string[]): string {
   return execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", script), ...args], { encoding: "utf8" });
 }
 
-/**
- * Runs `generate` once even when several test files (vitest runs them in parallel processes) ask
- * at the same time: the first takes a lock file, the others wait for `marker` to appear.
- */
-export function generateOnce(marker: string, lockDir: string, generate: () => void): void {
-  if (existsSync(marker)) return;
-  mkdirSync(lockDir, { recursive: true });
-  const lock = join(lockDir, ".generating.lock");
-  let fd: number | undefined;
-  try {
-    fd = openSync(lock, "wx");
-  } catch {
-    const deadline = Date.now() + 600_000;
-    while (!existsSync(marker)) {
-      if (!existsSync(lock)) {
-        generateOnce(marker, lockDir, generate); // the other process failed: try ourselves
-        return;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${marker} (stale ${lock}? delete it)`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-    }
-    return;
-  }
-  try {
-    if (!existsSync(marker)) generate();
-  } finally {
-    closeSync(fd);
-    rmSync(lock, { force: true });
-  }
-}
+export { generateOnce };

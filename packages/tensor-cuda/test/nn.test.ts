@@ -66,6 +66,25 @@ describe("nn.Module", () => {
     expect(b.head.bias!.tolist()).toEqual([0, 0, 0]);
   });
 
+  it("fills a model built on the meta device with assign (streaming load), strictly", () => {
+    const src = new Net();
+    const path = join(mkdtempSync(join(tmpdir(), "pisces-nn-")), "net.safetensors");
+    T.saveSafetensors(path, src.stateDict());
+    const onMeta = new (class extends T.nn.Module {
+      embed = new T.nn.Embedding(10, 4, { device: "meta" });
+      head = new T.nn.Linear(4, 3, { device: "meta" });
+    })();
+    expect(onMeta.head.weight.device).toBe("meta");
+    const reader = T.loadSafetensors(path);
+    const wanted = ["embed.weight", "head.weight", "head.bias"];
+    onMeta.loadStateDict({ keys: () => wanted, get: (k) => reader.get(k), shapeOf: (k) => reader.shapeOf(k) }, { assign: true, dtype: "bfloat16" });
+    expect(onMeta.head.weight.device).toBe("cpu");
+    expect(onMeta.head.weight.dtype).toBe("bfloat16");
+    expect(onMeta.head.weight.requiresGrad).toBe(true);
+    expect(onMeta.head.bias!.float().sub(src.head.bias!.to("bfloat16").float()).abs().max().item()).toBe(0);
+    expect(() => onMeta.loadStateDict(reader, { assign: true })).toThrow(/unexpected keys: layers/);
+  });
+
   it("casts floating-point parameters and buffers in place, keeping parameter identity", () => {
     const net = new Net();
     const weight = net.head.weight;

@@ -101,11 +101,17 @@ export abstract class Module {
   }
 
   /**
-   * Copies values into the module's tensors (cast to their dtype and device). With `strict`
-   * (the default) any missing, unexpected or mis-shaped key throws a StateDictError naming them
-   * all; without it, mis-shaped keys still throw and the missing/unexpected lists are returned.
+   * Loads values into the module's tensors. By default they are copied in (cast to each tensor's
+   * dtype and device). With `assign` the module takes the loaded tensors instead, converted to
+   * `dtype` (floating-point ones only) and `device`: the way to fill a module built on the `meta`
+   * device, so a checkpoint streams in one tensor at a time (PyTorch's `assign=True`).
+   * With `strict` (the default) any missing, unexpected or mis-shaped key throws a StateDictError
+   * naming them all; without it, mis-shaped keys still throw and the missing/unexpected lists are returned.
    */
-  loadStateDict(source: StateDictSource, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
+  loadStateDict(
+    source: StateDictSource,
+    options: { strict?: boolean; assign?: boolean; dtype?: DType; device?: Device } = {},
+  ): { missingKeys: string[]; unexpectedKeys: string[] } {
     const strict = options.strict ?? true;
     const reader = toReader(source);
     const own = this.stateDict();
@@ -121,12 +127,27 @@ export abstract class Module {
     }
     if (mismatched.length || (strict && (missing.length || unexpected.length)))
       throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched);
+    const buffers = new Map<string, { owner: Module; name: string }>();
+    for (const [path, m] of this.namedModules())
+      for (const [name] of m._buffers) buffers.set(path ? `${path}.${name}` : name, { owner: m, name });
     noGrad(() => {
       for (const [k, t] of own) {
         if (!keys.has(k)) continue;
         const value = reader.get(k);
         try {
-          t.copy_(value);
+          if (!options.assign) {
+            t.copy_(value);
+            continue;
+          }
+          const converted = value.to({ device: options.device, dtype: value.isFloatingPoint() ? options.dtype : undefined });
+          if (t instanceof Parameter) t._assign(converted);
+          else {
+            const b = buffers.get(k)!;
+            b.owner._buffers.get(b.name)!.tensor.dispose();
+            b.owner._buffers.get(b.name)!.tensor = keep(converted === value ? value.clone() : converted);
+            continue;
+          }
+          if (converted !== value) converted.dispose();
         } finally {
           if (reader.owned) value.dispose();
         }

@@ -1,22 +1,34 @@
-// The shared timing loop of the vision benchmarks (kept beside each package's bench: packages do not import each other).
+// The timing loop shared by the @pisces/siglip and @pisces/gen-clip benchmarks. The tensor library
+// is passed in (tools/ has no dependencies of its own).
 import { execFileSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import * as T from "@pisces/tensor-cuda";
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-export interface VisionBench {
+/** What the loop needs of @pisces/tensor-cuda (structural, so tools/ needs no dependency). */
+interface Tensor {
+  dispose(): void;
+}
+interface TensorLib<X extends Tensor> {
+  setNumThreads(n: number): void;
+  randn(shape: number[]): X;
+  noGrad<X>(fn: () => X): X;
+  scope<X>(fn: () => X): X;
+  libtorchVersion(): string;
+}
+
+export interface VisionBench<X extends Tensor> {
   kind: "siglip" | "clip";
   title: string;
-  makeModel: () => (pixelValues: T.Tensor) => void;
-  makeProcessor: () => (files: string[]) => Promise<{ pixelValues: T.Tensor }>;
+  makeModel: () => (pixelValues: X) => void;
+  makeProcessor: () => (files: string[]) => Promise<{ pixelValues: Tensor }>;
   resultsPath: string;
 }
 
-export async function runVisionBench(b: VisionBench): Promise<void> {
+export async function runVisionBench<X extends Tensor>(T: TensorLib<X>, b: VisionBench<X>): Promise<void> {
   const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
   T.setNumThreads(threads);
   const imageDir = join(repoRoot, "tools", "reference", "out", "vision", "images");
