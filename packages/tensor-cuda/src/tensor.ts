@@ -37,8 +37,11 @@ export type Scalar = number | boolean;
 
 const O = {
   add: op("add.Tensor"),
+  addS: op("add.Scalar"),
   sub: op("sub.Tensor"),
+  subS: op("sub.Scalar"),
   divMode: op("div.Tensor_mode"),
+  divModeS: op("div.Scalar_mode"),
   powTT: op("pow.Tensor_Tensor"),
   powTS: op("pow.Tensor_Scalar"),
   powST: op("pow.Scalar"),
@@ -418,12 +421,16 @@ export class Tensor {
 
   add(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
     if (options?.alpha !== undefined && options.alpha !== 1)
-      return new Tensor(native.call(O.add, this._h, toTensorHandle(other, this), options.alpha));
+      return new Tensor(
+        other instanceof Tensor ? native.call(O.add, this._h, other._h, options.alpha) : native.call(O.addS, this._h, scalar(other), options.alpha),
+      );
     return new Tensor(other instanceof Tensor ? native.binary(0, this._h, other._h) : native.binary(4, this._h, scalar(other)));
   }
   sub(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
     if (options?.alpha !== undefined && options.alpha !== 1)
-      return new Tensor(native.call(O.sub, this._h, toTensorHandle(other, this), options.alpha));
+      return new Tensor(
+        other instanceof Tensor ? native.call(O.sub, this._h, other._h, options.alpha) : native.call(O.subS, this._h, scalar(other), options.alpha),
+      );
     return new Tensor(other instanceof Tensor ? native.binary(1, this._h, other._h) : native.binary(5, this._h, scalar(other)));
   }
   mul(other: Tensor | Scalar): Tensor {
@@ -432,7 +439,11 @@ export class Tensor {
   /** True division; `{roundingMode: "floor" | "trunc"}` for integer-style division. */
   div(other: Tensor | Scalar, options?: { roundingMode?: "floor" | "trunc" }): Tensor {
     if (options?.roundingMode)
-      return new Tensor(native.call(O.divMode, this._h, toTensorHandle(other, this), options.roundingMode));
+      return new Tensor(
+        other instanceof Tensor
+          ? native.call(O.divMode, this._h, other._h, options.roundingMode)
+          : native.call(O.divModeS, this._h, scalar(other), options.roundingMode),
+      );
     return new Tensor(other instanceof Tensor ? native.binary(3, this._h, other._h) : native.binary(7, this._h, scalar(other)));
   }
   pow(exponent: Tensor | Scalar): Tensor {
@@ -832,13 +843,6 @@ function scalar(v: Scalar): number | boolean {
   if (typeof v !== "number" && typeof v !== "boolean")
     throw new TypeError(`expected a Tensor or a number, got ${v === null ? "null" : typeof v}`);
   return v;
-}
-
-const scalarTensorOp = op("scalar_tensor");
-/** A handle for `other`, turning a number into a 0-d tensor of `like`'s dtype and device. */
-function toTensorHandle(other: Tensor | Scalar, like: Tensor): Handle {
-  if (other instanceof Tensor) return other._h;
-  return new Tensor(native.call(scalarTensorOp, scalar(other), dtypeCode(like.dtype), null, like.device))._h;
 }
 
 /** `base ** exponent` elementwise, where either side may be a number (`torch.pow`). */

@@ -49,6 +49,8 @@ for (const device of devices) {
       expect(a.mul(b).tolist()).toEqual([[10, 20, 30], [20, 40, 60]]);
       expect(b.div(a).tolist()).toEqual([[10, 20, 30], [5, 10, 15]]);
       expect(a.add(b, { alpha: 2 }).tolist()).toEqual([[21, 41, 61], [22, 42, 62]]);
+      expect(a.add(3, { alpha: 2 }).tolist()).toEqual([[7], [8]]);
+      expect(a.sub(3, { alpha: 2 }).tolist()).toEqual([[-5], [-4]]);
       expect(a.mul(3).tolist()).toEqual([[3], [6]]);
       expect(t([2, 3], "float32").pow(2).tolist()).toEqual([4, 9]);
       expect(t([2, 3], "float32").pow(t([3, 2], "float32")).tolist()).toEqual([8, 9]);
