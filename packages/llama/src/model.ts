@@ -235,9 +235,11 @@ export class LlamaModel extends Module {
     if (input.inputIds) {
       const ids = input.inputIds;
       if (ids.ndim !== 2) throw new RangeError(`inputIds must be (batch, sequence), got shape [${ids.shape}]`);
-      const [lo, hi] = [ids.min().item(), ids.max().item()];
-      if (lo < 0 || hi >= config.vocabSize)
+      // one reduction (one device sync) per call; the offending id is looked up only on failure
+      if (T.scope(() => ids.lt(0).logicalOr(ids.ge(config.vocabSize)).any().item())) {
+        const [lo, hi] = T.scope(() => [ids.min().item(), ids.max().item()]);
         throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${config.vocabSize}`);
+      }
       h = this.embed_tokens.forward(ids);
     } else {
       h = input.inputsEmbeds!;
@@ -337,7 +339,13 @@ export class LlamaForCausalLM extends Module {
     const model = new LlamaForCausalLM(config, { dtype, device: "meta" });
     model.unknownConfigKeys = unknownKeys;
     const reader = T.loadSafetensors(dir);
-    loadCheckpoint(model, reader, { dtype, device });
+    // A tied lm_head is the embedding itself: save_pretrained omits its key, some checkpoints keep it.
+    const alias = config.tieWordEmbeddings && !reader.has("lm_head.weight");
+    const source = (k: string) => (alias && k === "lm_head.weight" ? "model.embed_tokens.weight" : k);
+    model.loadStateDict(
+      { keys: () => (alias ? [...reader.keys(), "lm_head.weight"] : reader.keys()), get: (k) => reader.get(source(k)), shapeOf: (k) => reader.shapeOf(source(k)) },
+      { assign: true, dtype, device },
+    );
     model.model.rotary_emb.to(device);
     return model.eval();
   }
@@ -388,36 +396,4 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): Tensor {
     const shifted = T.cat([labels.slice(1, 1), T.full([B, 1], -100, { dtype: "int64", device: labels.device })], 1);
     return T.crossEntropy(logits.to("float32").reshape([B * Tn, V]), shifted.reshape([B * Tn]), { ignoreIndex: -100 });
   });
-}
-
-/** Strict, streaming load of a checkpoint into a model whose parameters may be on `meta`. */
-export function loadCheckpoint(
-  model: LlamaForCausalLM,
-  reader: T.SafetensorsReader,
-  options: { dtype: T.DType; device: T.Device },
-): void {
-  const expected = new Map<string, Tensor>();
-  for (const [key, t] of model.stateDict()) expected.set(key, t);
-  // A tied lm_head is the embedding itself: checkpoints (save_pretrained) omit it, some include it.
-  if (model.config.tieWordEmbeddings) expected.delete("lm_head.weight");
-  const keys = new Set(reader.keys());
-  const missing = [...expected.keys()].filter((k) => !keys.has(k));
-  const unexpected = [...keys].filter((k) => !expected.has(k) && !(k === "lm_head.weight" && model.config.tieWordEmbeddings));
-  const mismatched: { key: string; expected: number[]; got: number[] }[] = [];
-  for (const [key, t] of expected) {
-    if (!keys.has(key)) continue;
-    const got = reader.shapeOf(key);
-    const want = t.shape;
-    if (got.length !== want.length || got.some((d, i) => d !== want[i])) mismatched.push({ key, expected: want, got });
-  }
-  if (missing.length || unexpected.length || mismatched.length) throw new T.StateDictError(missing, unexpected, mismatched);
-  const params = new Map(model.namedParameters());
-  for (const key of expected.keys()) {
-    const loaded = reader.get(key, options);
-    const p = params.get(key);
-    if (!p) throw new Error(`internal: ${key} is not a parameter`);
-    p._assign(loaded);
-    loaded.dispose();
-    p.requiresGrad = true;
-  }
 }

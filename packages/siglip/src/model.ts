@@ -309,8 +309,10 @@ export class SiglipTextTransformer extends Module {
     const { vocabSize, maxPositionEmbeddings } = this.config;
     if (inputIds.ndim !== 2) throw new RangeError(`inputIds must be (batch, length), got [${inputIds.shape}]`);
     if (inputIds.size(1) > maxPositionEmbeddings) throw new RangeError(`${inputIds.size(1)} tokens exceed the text tower's ${maxPositionEmbeddings} positions`);
-    const [lo, hi] = [inputIds.min().item(), inputIds.max().item()];
-    if (lo < 0 || hi >= vocabSize) throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${vocabSize}`);
+    if (T.scope(() => inputIds.lt(0).logicalOr(inputIds.ge(vocabSize)).any().item())) {
+      const [lo, hi] = T.scope(() => [inputIds.min().item(), inputIds.max().item()]);
+      throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${vocabSize}`);
+    }
     const mask = options.attentionMask ? options.attentionMask.to("bool").unsqueeze(1).unsqueeze(1) : null; // (B, 1, 1, L)
     const states = this.encoder.forward(this.embeddings.forward(inputIds), mask);
     const last = this.final_layer_norm.forward(states[states.length - 1]!);

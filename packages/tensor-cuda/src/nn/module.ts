@@ -130,9 +130,11 @@ export abstract class Module {
     const buffers = new Map<string, { owner: Module; name: string }>();
     for (const [path, m] of this.namedModules())
       for (const [name] of m._buffers) buffers.set(path ? `${path}.${name}` : name, { owner: m, name });
+    const loaded = new Set<Tensor>(); // a tied weight appears under several keys: load it once
     noGrad(() => {
       for (const [k, t] of own) {
-        if (!keys.has(k)) continue;
+        if (!keys.has(k) || loaded.has(t)) continue;
+        loaded.add(t);
         const value = reader.get(k);
         try {
           if (!options.assign) {
