@@ -2,7 +2,7 @@
 // diffusers' training scripts: uniform timestep sampling, noise, the DDPM forward process
 // x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε, and the epsilon or v-prediction target.
 import * as T from "@pisces/tensor-cuda";
-import { alphasCumprod, type PredictionType, type SchedulerConfigJson } from "./schedulers/scheduler.js";
+import { type PredictionType, type SchedulerConfigJson, trainingSchedule } from "./schedulers/scheduler.js";
 
 export class NoiseSchedule {
   /** ᾱ_t for every training timestep (float32). */
@@ -11,14 +11,10 @@ export class NoiseSchedule {
   readonly predictionType: PredictionType;
 
   constructor(config: SchedulerConfigJson = {}) {
-    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
-    this.predictionType = config.prediction_type ?? "epsilon";
-    this.alphasCumprod = alphasCumprod({
-      num_train_timesteps: this.numTrainTimesteps,
-      beta_start: config.beta_start ?? 0.0001,
-      beta_end: config.beta_end ?? 0.02,
-      beta_schedule: config.beta_schedule ?? "linear",
-    });
+    const schedule = trainingSchedule(config, "leading");
+    this.numTrainTimesteps = schedule.numTrainTimesteps;
+    this.predictionType = schedule.predictionType;
+    this.alphasCumprod = schedule.alphasCumprod;
   }
 
   /** Uniform integer timesteps in [0, numTrainTimesteps), one per sample (int64). */

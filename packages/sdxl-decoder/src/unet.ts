@@ -3,9 +3,8 @@
 // vector + size/crop time ids), down blocks of ResNets and cross-attention transformers, a mid
 // block, up blocks fed by skip connections. Module paths equal diffusers' checkpoint keys
 // (`down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight`).
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
+import { loadDiffusersWeights, readDiffusersConfig } from "./weights.js";
 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, GroupNorm, Conv2d, LayerNorm } = T.nn;
@@ -476,15 +475,9 @@ export class UNet2DConditionModel extends Module {
 
   /** Loads a diffusers `unet/` folder (config.json + diffusion_pytorch_model.safetensors, or shards), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): UNet2DConditionModel {
-    const configPath = join(dir, "config.json");
-    if (!existsSync(configPath)) throw new Error(`${dir}: no config.json; expected a diffusers UNet2DConditionModel folder`);
-    const config = resolveUNetConfig(JSON.parse(readFileSync(configPath, "utf8")) as UNetConfigJson);
+    const config = resolveUNetConfig(readDiffusersConfig<UNetConfigJson>(dir, "UNet2DConditionModel"));
     const device = options.device ?? "cpu";
     const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
-    const model = new UNet2DConditionModel(config, { dtype, device: "meta" });
-    const file = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json"].map((f) => join(dir, f)).find(existsSync);
-    if (!file) throw new Error(`${dir}: no diffusion_pytorch_model.safetensors (pickled .bin weights are not read)`);
-    model.loadStateDict(T.loadSafetensors(file), { assign: true, dtype, device });
-    return model.eval();
+    return loadDiffusersWeights(new UNet2DConditionModel(config, { dtype, device: "meta" }), dir, { dtype, device });
   }
 }

@@ -2,9 +2,8 @@
 // to a diagonal Gaussian over latents (mean, log-variance) and a conv decoder back to pixels.
 // Module paths equal diffusers' checkpoint keys (`decoder.up_blocks.0.resnets.1.conv2.weight`).
 // SDXL's VAE overflows in float16: keep it in float32 or bfloat16 unless the weights are fp16-fixed.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
+import { loadDiffusersWeights, readDiffusersConfig } from "./weights.js";
 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, GroupNorm, Conv2d } = T.nn;
@@ -317,15 +316,9 @@ export class AutoencoderKL extends Module {
 
   /** Loads a diffusers `vae/` folder (config.json + diffusion_pytorch_model.safetensors), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): AutoencoderKL {
-    const configPath = join(dir, "config.json");
-    if (!existsSync(configPath)) throw new Error(`${dir}: no config.json; expected a diffusers AutoencoderKL folder`);
-    const config = resolveAutoencoderKLConfig(JSON.parse(readFileSync(configPath, "utf8")) as AutoencoderKLConfigJson);
+    const config = resolveAutoencoderKLConfig(readDiffusersConfig<AutoencoderKLConfigJson>(dir, "AutoencoderKL"));
     const device = options.device ?? "cpu";
     const dtype = options.dtype ?? "float32";
-    const model = new AutoencoderKL(config, { dtype, device: "meta" });
-    const file = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json"].map((f) => join(dir, f)).find(existsSync);
-    if (!file) throw new Error(`${dir}: no diffusion_pytorch_model.safetensors (pickled .bin weights are not read)`);
-    model.loadStateDict(T.loadSafetensors(file), { assign: true, dtype, device });
-    return model.eval();
+    return loadDiffusersWeights(new AutoencoderKL(config, { dtype, device: "meta" }), dir, { dtype, device });
   }
 }

@@ -2,7 +2,9 @@
 // sqrt(ᾱ_prev) x̂0 + sqrt(1 - ᾱ_prev) ε̂, with x̂0 and ε̂ from an epsilon or v prediction.
 import * as T from "@pisces/tensor-cuda";
 import {
-  alphasCumprod,
+  checkSteps,
+  leadingTimesteps,
+  linspaceDescending,
   type PredictionType,
   roundHalfEven,
   type Scheduler,
@@ -10,6 +12,8 @@ import {
   type SchedulerConfigJson,
   type SchedulerStepOutput,
   type TimestepSpacing,
+  trailingTimesteps,
+  trainingSchedule,
 } from "./scheduler.js";
 
 const f = Math.fround;
@@ -30,20 +34,14 @@ export class DDIMScheduler implements Scheduler {
   constructor(readonly config: SchedulerConfigJson = {}) {
     const unsupported = ["thresholding", "rescale_betas_zero_snr"].filter((k) => config[k] === true);
     if (unsupported.length) throw new SchedulerConfigError(`DDIMScheduler: ${unsupported.join(", ")} not supported yet`);
-    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
-    this.predictionType = config.prediction_type ?? "epsilon";
-    if (this.predictionType !== "epsilon" && this.predictionType !== "v_prediction")
-      throw new SchedulerConfigError(`prediction_type '${String(this.predictionType)}' is not supported (epsilon, v_prediction)`);
-    this.timestepSpacing = config.timestep_spacing ?? "leading";
-    this.stepsOffset = config.steps_offset ?? 0;
+    const schedule = trainingSchedule(config, "leading");
+    this.numTrainTimesteps = schedule.numTrainTimesteps;
+    this.predictionType = schedule.predictionType;
+    this.timestepSpacing = schedule.timestepSpacing;
+    this.stepsOffset = schedule.stepsOffset;
+    this.alphas = schedule.alphasCumprod;
     this.clipSample = (config.clip_sample as boolean | undefined) ?? true;
     this.clipSampleRange = (config.clip_sample_range as number | undefined) ?? 1;
-    this.alphas = alphasCumprod({
-      num_train_timesteps: this.numTrainTimesteps,
-      beta_start: config.beta_start ?? 0.0001,
-      beta_end: config.beta_end ?? 0.02,
-      beta_schedule: config.beta_schedule ?? "linear",
-    });
     this.finalAlphaCumprod = ((config.set_alpha_to_one as boolean | undefined) ?? true) ? 1 : this.alphas[0]!;
   }
 
@@ -55,20 +53,11 @@ export class DDIMScheduler implements Scheduler {
   setTimesteps(numInferenceSteps: number): void {
     const N = this.numTrainTimesteps;
     const n = numInferenceSteps;
-    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`setTimesteps: the number of steps must be a positive integer, got ${n}`);
-    if (n > N) throw new RangeError(`setTimesteps: ${n} steps exceed the ${N} training timesteps`);
-    if (this.timestepSpacing === "linspace") {
-      const delta = (N - 1) / (n - 1 || 1);
-      this.timesteps = Array.from({ length: n }, (_, i) => roundHalfEven(i === n - 1 && n > 1 ? N - 1 : i * delta)).reverse();
-    } else if (this.timestepSpacing === "leading") {
-      const ratio = Math.floor(N / n);
-      this.timesteps = Array.from({ length: n }, (_, i) => i * ratio + this.stepsOffset).reverse();
-    } else if (this.timestepSpacing === "trailing") {
-      const ratio = N / n;
-      const ts: number[] = [];
-      for (let i = 0; N - i * ratio > 0; i++) ts.push(roundHalfEven(N + i * -ratio) - 1);
-      this.timesteps = ts;
-    } else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
+    checkSteps(n, N);
+    if (this.timestepSpacing === "linspace") this.timesteps = linspaceDescending(N - 1, n).map(roundHalfEven);
+    else if (this.timestepSpacing === "leading") this.timesteps = leadingTimesteps(N, n, this.stepsOffset);
+    else if (this.timestepSpacing === "trailing") this.timesteps = trailingTimesteps(N, n);
+    else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
     this.numInferenceSteps = n;
   }
 

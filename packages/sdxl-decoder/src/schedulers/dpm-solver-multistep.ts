@@ -3,7 +3,9 @@
 // final sigma 0). Works in the data-prediction (x̂0) space with half-log-SNR steps λ = log(α/σ).
 import * as T from "@pisces/tensor-cuda";
 import {
-  alphasCumprod,
+  checkSteps,
+  leadingTimesteps,
+  linspaceDescending,
   type PredictionType,
   roundHalfEven,
   type Scheduler,
@@ -11,6 +13,9 @@ import {
   type SchedulerConfigJson,
   type SchedulerStepOutput,
   type TimestepSpacing,
+  trailingTimesteps,
+  trainingSchedule,
+  trainingSigmas,
 } from "./scheduler.js";
 
 /** (α_t, σ_t) of the variance-preserving process for a sigma of the variance-exploding one. */
@@ -46,22 +51,12 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     check("final_sigmas_type", ["zero"]);
     check("euler_at_final", [false]);
     check("lower_order_final", [true]);
-    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
-    this.predictionType = config.prediction_type ?? "epsilon";
-    if (this.predictionType !== "epsilon" && this.predictionType !== "v_prediction")
-      throw new SchedulerConfigError(`prediction_type '${String(this.predictionType)}' is not supported (epsilon, v_prediction)`);
-    this.timestepSpacing = config.timestep_spacing ?? "linspace";
-    this.stepsOffset = config.steps_offset ?? 0;
-    const alphas = alphasCumprod({
-      num_train_timesteps: this.numTrainTimesteps,
-      beta_start: config.beta_start ?? 0.0001,
-      beta_end: config.beta_end ?? 0.02,
-      beta_schedule: config.beta_schedule ?? "linear",
-    });
-    this.trainSigmas = T.scope(() => {
-      const a = T.tensor(Float32Array.from(alphas));
-      return Array.from(a.neg().add(1).div(a).pow(0.5).toArray() as Float32Array);
-    });
+    const schedule = trainingSchedule(config, "linspace");
+    this.numTrainTimesteps = schedule.numTrainTimesteps;
+    this.predictionType = schedule.predictionType;
+    this.timestepSpacing = schedule.timestepSpacing;
+    this.stepsOffset = schedule.stepsOffset;
+    this.trainSigmas = trainingSigmas(schedule.alphasCumprod);
   }
 
   static fromConfig(json: SchedulerConfigJson): DPMSolverMultistepScheduler {
@@ -73,21 +68,12 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   setTimesteps(numInferenceSteps: number): void {
     const N = this.numTrainTimesteps;
     const n = numInferenceSteps;
-    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`setTimesteps: the number of steps must be a positive integer, got ${n}`);
-    if (n > N) throw new RangeError(`setTimesteps: ${n} steps exceed the ${N} training timesteps`);
-    if (this.timestepSpacing === "linspace") {
-      // np.linspace(0, N - 1, n + 1).round()[::-1][:-1]
-      const delta = (N - 1) / n;
-      this.timesteps = Array.from({ length: n + 1 }, (_, i) => roundHalfEven(i === n ? N - 1 : i * delta)).reverse().slice(0, n);
-    } else if (this.timestepSpacing === "leading") {
-      const ratio = Math.floor(N / (n + 1));
-      this.timesteps = Array.from({ length: n + 1 }, (_, i) => i * ratio).reverse().slice(0, n).map((t) => t + this.stepsOffset);
-    } else if (this.timestepSpacing === "trailing") {
-      const ratio = N / n;
-      const ts: number[] = [];
-      for (let i = 0; N - i * ratio > 0; i++) ts.push(roundHalfEven(N + i * -ratio) - 1);
-      this.timesteps = ts;
-    } else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
+    checkSteps(n, N);
+    // n + 1 points with the last dropped, as diffusers does for linspace and leading
+    if (this.timestepSpacing === "linspace") this.timesteps = linspaceDescending(N - 1, n + 1).map(roundHalfEven).slice(0, n);
+    else if (this.timestepSpacing === "leading") this.timesteps = leadingTimesteps(N, n + 1, this.stepsOffset).slice(0, n);
+    else if (this.timestepSpacing === "trailing") this.timesteps = trailingTimesteps(N, n);
+    else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
     this.sigmas = [...this.timesteps.map((t) => this.trainSigmas[t]!), 0];
     this.stepIndex = 0;
     this.lowerOrderNums = 0;

@@ -3,7 +3,6 @@
 // the inference timesteps, a final sigma of 0, epsilon or v-prediction.
 import * as T from "@pisces/tensor-cuda";
 import {
-  alphasCumprod,
   type PredictionType,
   type Scheduler,
   SchedulerConfigError,
@@ -11,6 +10,8 @@ import {
   type SchedulerStepOutput,
   spacedTimesteps,
   type TimestepSpacing,
+  trainingSchedule,
+  trainingSigmas,
 } from "./scheduler.js";
 
 export class EulerDiscreteScheduler implements Scheduler {
@@ -18,7 +19,6 @@ export class EulerDiscreteScheduler implements Scheduler {
   readonly predictionType: PredictionType;
   readonly timestepSpacing: TimestepSpacing;
   readonly stepsOffset: number;
-  private readonly alphas: number[];
   /** sqrt((1 - ᾱ_t) / ᾱ_t) for every training timestep (float32). */
   private readonly trainSigmas: number[];
   timesteps: number[] = [];
@@ -33,22 +33,12 @@ export class EulerDiscreteScheduler implements Scheduler {
       throw new SchedulerConfigError(`EulerDiscreteScheduler: interpolation_type '${String(config.interpolation_type)}' is not supported (linear)`);
     if (config.final_sigmas_type !== undefined && config.final_sigmas_type !== "zero")
       throw new SchedulerConfigError(`EulerDiscreteScheduler: final_sigmas_type '${String(config.final_sigmas_type)}' is not supported (zero)`);
-    this.numTrainTimesteps = config.num_train_timesteps ?? 1000;
-    this.predictionType = config.prediction_type ?? "epsilon";
-    if (this.predictionType !== "epsilon" && this.predictionType !== "v_prediction")
-      throw new SchedulerConfigError(`prediction_type '${String(this.predictionType)}' is not supported (epsilon, v_prediction)`);
-    this.timestepSpacing = config.timestep_spacing ?? "linspace";
-    this.stepsOffset = config.steps_offset ?? 0;
-    this.alphas = alphasCumprod({
-      num_train_timesteps: this.numTrainTimesteps,
-      beta_start: config.beta_start ?? 0.0001,
-      beta_end: config.beta_end ?? 0.02,
-      beta_schedule: config.beta_schedule ?? "linear",
-    });
-    this.trainSigmas = T.scope(() => {
-      const a = T.tensor(Float32Array.from(this.alphas));
-      return Array.from(a.neg().add(1).div(a).pow(0.5).toArray() as Float32Array);
-    });
+    const schedule = trainingSchedule(config, "linspace");
+    this.numTrainTimesteps = schedule.numTrainTimesteps;
+    this.predictionType = schedule.predictionType;
+    this.timestepSpacing = schedule.timestepSpacing;
+    this.stepsOffset = schedule.stepsOffset;
+    this.trainSigmas = trainingSigmas(schedule.alphasCumprod);
   }
 
   /** From a scheduler_config.json object (diffusers' `from_config`). */

@@ -60,24 +60,72 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** The inference timesteps for a spacing, as diffusers computes them (float32 values). */
-export function spacedTimesteps(spacing: TimestepSpacing, numTrain: number, steps: number, stepsOffset: number): number[] {
+export function checkSteps(steps: number, numTrain: number): void {
   if (!Number.isInteger(steps) || steps <= 0) throw new RangeError(`setTimesteps: the number of steps must be a positive integer, got ${steps}`);
   if (steps > numTrain) throw new RangeError(`setTimesteps: ${steps} steps exceed the ${numTrain} training timesteps`);
-  if (spacing === "linspace") {
-    const delta = (numTrain - 1) / (steps - 1 || 1);
-    const ts = Array.from({ length: steps }, (_, i) => (i === steps - 1 && steps > 1 ? numTrain - 1 : i * delta));
-    return ts.reverse().map(Math.fround);
-  }
-  if (spacing === "leading") {
-    const ratio = Math.floor(numTrain / steps);
-    return Array.from({ length: steps }, (_, i) => roundHalfEven(i * ratio) + stepsOffset).reverse();
-  }
-  if (spacing === "trailing") {
-    const ratio = numTrain / steps;
-    const ts: number[] = [];
-    for (let i = 0; numTrain - i * ratio > 0; i++) ts.push(roundHalfEven(numTrain + i * -ratio) - 1);
-    return ts;
-  }
+}
+
+/** np.linspace(0, stop, count)[::-1] in float64 (the last point is `stop` exactly, as numpy). */
+export function linspaceDescending(stop: number, count: number): number[] {
+  const delta = stop / (count - 1 || 1);
+  return Array.from({ length: count }, (_, i) => (i === count - 1 && count > 1 ? stop : i * delta)).reverse();
+}
+
+/** (arange(steps) * (numTrain // steps))[::-1] + offset. */
+export function leadingTimesteps(numTrain: number, steps: number, offset: number): number[] {
+  const ratio = Math.floor(numTrain / steps);
+  return Array.from({ length: steps }, (_, i) => i * ratio + offset).reverse();
+}
+
+/** round(arange(numTrain, 0, -numTrain / steps)) - 1. */
+export function trailingTimesteps(numTrain: number, steps: number): number[] {
+  const ratio = numTrain / steps;
+  const ts: number[] = [];
+  for (let i = 0; numTrain - i * ratio > 0; i++) ts.push(roundHalfEven(numTrain + i * -ratio) - 1);
+  return ts;
+}
+
+/** The inference timesteps for a spacing, as diffusers' Euler scheduler computes them (float32 values). */
+export function spacedTimesteps(spacing: TimestepSpacing, numTrain: number, steps: number, stepsOffset: number): number[] {
+  checkSteps(steps, numTrain);
+  if (spacing === "linspace") return linspaceDescending(numTrain - 1, steps).map(Math.fround);
+  if (spacing === "leading") return leadingTimesteps(numTrain, steps, stepsOffset);
+  if (spacing === "trailing") return trailingTimesteps(numTrain, steps);
   throw new SchedulerConfigError(`timestep_spacing '${String(spacing)}' is not supported (leading, trailing, linspace)`);
+}
+
+/** The settings all three schedulers share, validated, with the training ᾱ_t. */
+export interface TrainingSchedule {
+  numTrainTimesteps: number;
+  predictionType: PredictionType;
+  timestepSpacing: TimestepSpacing;
+  stepsOffset: number;
+  alphasCumprod: number[];
+}
+
+export function trainingSchedule(config: SchedulerConfigJson, defaultSpacing: TimestepSpacing): TrainingSchedule {
+  const predictionType = config.prediction_type ?? "epsilon";
+  if (predictionType !== "epsilon" && predictionType !== "v_prediction")
+    throw new SchedulerConfigError(`prediction_type '${String(predictionType)}' is not supported (epsilon, v_prediction)`);
+  const numTrainTimesteps = config.num_train_timesteps ?? 1000;
+  return {
+    numTrainTimesteps,
+    predictionType,
+    timestepSpacing: config.timestep_spacing ?? defaultSpacing,
+    stepsOffset: config.steps_offset ?? 0,
+    alphasCumprod: alphasCumprod({
+      num_train_timesteps: numTrainTimesteps,
+      beta_start: config.beta_start ?? 0.0001,
+      beta_end: config.beta_end ?? 0.02,
+      beta_schedule: config.beta_schedule ?? "linear",
+    }),
+  };
+}
+
+/** sqrt((1 - ᾱ) / ᾱ) per training timestep, in float32 as diffusers computes it with torch. */
+export function trainingSigmas(alphas: readonly number[]): number[] {
+  return T.scope(() => {
+    const a = T.tensor(Float32Array.from(alphas));
+    return Array.from(a.neg().add(1).div(a).pow(0.5).toArray() as Float32Array);
+  });
 }
