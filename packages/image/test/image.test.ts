@@ -1,23 +1,16 @@
 // Loading images: formats and colour modes become RGB; bad input gives a clear ImageLoadError.
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
+import { visionFixtures, visionReferenceFixtures } from "../../../tools/test-support/vision-fixtures.js";
 import { centerCrop, ImageLoadError, loadImage, resizePil, toPixelValues } from "../src/index.js";
 
-const repoRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..");
-const images = join(repoRoot, "tools", "reference", "out", "vision", "images");
+const images = join(visionFixtures, "images");
 const work = mkdtempSync(join(tmpdir(), "pisces-image-"));
 beforeAll(() => {
-  // one generation per checkout, shared with the siglip and gen-clip tests (which take a lock; the
-  // packages' tests run one package at a time, see the root test script)
-  if (!existsSync(join(images, "preprocess.safetensors"))) {
-    mkdirSync(join(repoRoot, "tools", "reference", "out", "vision"), { recursive: true });
-    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "vision_reference.py"), join(repoRoot, "tools", "reference", "out", "vision")], { stdio: "pipe" });
-  }
+  visionReferenceFixtures();
 });
 
 describe("loadImage", () => {
