@@ -61,7 +61,7 @@ function toIdTensor(x: T.Tensor | readonly (readonly number[])[], what: string, 
   return T.tensor(x as number[][], { dtype: "int64", device });
 }
 
-function validate(model: LlamaForCausalLM, o: GenerateOptions): void {
+function validate(o: GenerateOptions): void {
   if ((o.inputIds === undefined) === (o.inputsEmbeds === undefined)) throw new TypeError("generate: give exactly one of inputIds and inputsEmbeds");
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens <= 0) throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
   if (o.temperature !== undefined && !(o.temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${o.temperature}`);
@@ -70,7 +70,6 @@ function validate(model: LlamaForCausalLM, o: GenerateOptions): void {
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0))
     throw new RangeError(`generate: repetitionPenalty must be > 0, got ${o.repetitionPenalty}`);
   if (o.stopStrings?.length && !o.tokenizer) throw new TypeError("generate: stopStrings needs a tokenizer to decode the generated text");
-  void model;
 }
 
 /** transformers' logits processors, in its order. logits (B, V) float32; sequence (B, L) int64. */
@@ -106,7 +105,7 @@ export function processLogits(logits: T.Tensor, sequence: T.Tensor | null, o: Ge
  * are freed per step.
  */
 export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions): Generator<GenerationStep> {
-  validate(model, options);
+  validate(options);
   const { config } = model;
   const weight = model.lm_head.weight;
   const device = weight.device;

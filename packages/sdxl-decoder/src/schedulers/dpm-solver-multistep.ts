@@ -94,7 +94,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const lambda = (a: number, s: number) => Math.log(a) - Math.log(s);
     const h = lambda(alphaT, sigmaT) - lambda(alphaS0, sigmaS0);
     const lowerOrderFinal = i === n - 1; // final sigma 0: the last step is first order
-    const lowerOrderSecond = i === n - 2 && n < 15;
     const out = T.scope(() => {
       const x = sample.to("float32");
       // data prediction x̂0 from the model output
@@ -110,7 +109,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         const d1 = x0.sub(this.previousX0).mul(1 / r0);
         prev = x.mul(sigmaT / sigmaS0).sub(x0.mul(alphaT * expm1)).sub(d1.mul(0.5 * alphaT * expm1));
       }
-      void lowerOrderSecond; // order 2 needs no special second-to-last step
       return { prevSample: prev.to(modelOutput.dtype), predOriginalSample: x0 };
     });
     this.previousX0?.dispose();

@@ -182,13 +182,12 @@ export abstract class Module {
         }
       }
       for (const [, m] of this.namedModules())
-        for (const [name, b] of m._buffers) {
+        for (const b of m._buffers.values()) {
           const moved = convert(b.tensor);
           if (moved !== b.tensor) {
             b.tensor.dispose();
             b.tensor = keep(moved);
           }
-          void name;
         }
     });
     return this;
