@@ -82,16 +82,27 @@ export class LlamaRotaryEmbedding extends Module {
   }
 }
 
-function rotateHalf(x: Tensor): Tensor {
-  const half = x.size(-1) / 2;
-  return T.cat([x.slice(-1, half).neg(), x.slice(-1, 0, half)], -1);
+// rotate_half(x) = cat(-x2, x1) = roll(x, hs/2) * [-1.., 1..], so rotate_half(x) * sin is
+// roll(x, hs/2) * (sin * signs): one roll instead of slice/neg/slice/cat (decode-time overhead).
+const rotationSigns = new Map<string, Tensor>();
+function signsFor(like: Tensor): Tensor {
+  const hs = like.size(-1);
+  const key = `${like.device}/${like.dtype}/${hs}`;
+  let signs = rotationSigns.get(key);
+  if (!signs) {
+    const values = Array.from({ length: hs }, (_, i) => (i < hs / 2 ? -1 : 1));
+    signs = T.keep(T.tensor(values, { dtype: like.dtype, device: like.device }));
+    rotationSigns.set(key, signs);
+  }
+  return signs;
 }
 
-/** q, k (B, nh, T, hs) rotated by cos, sin (B, T, hs). */
+/** q, k (B, nh, T, hs) rotated by cos, sin (B, T, hs): q cos + rotate_half(q) sin, likewise k. */
 export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
+  const half = q.size(-1) / 2;
   const c = cos.unsqueeze(1); // (B, 1, T, hs)
-  const s = sin.unsqueeze(1);
-  return [q.mul(c).add(rotateHalf(q).mul(s)), k.mul(c).add(rotateHalf(k).mul(s))];
+  const s = sin.unsqueeze(1).mul(signsFor(sin));
+  return [q.mul(c).addcmul_(q.roll(half, -1), s), k.mul(c).addcmul_(k.roll(half, -1), s)];
 }
 
 export class LlamaAttention extends Module {

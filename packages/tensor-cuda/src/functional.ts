@@ -32,16 +32,17 @@ function reduction(r: Reduction | undefined): number {
 }
 
 /**
- * y = x W^T + b; x (*, in), weight (out, in), bias (out). On the CPU in float32, a few rows
- * without autograd (token-by-token decoding) take a row-parallel path: BLAS runs a
- * matrix-vector product on one thread, so the output rows are split across the intra-op threads.
+ * y = x W^T + b; x (*, in), weight (out, in), bias (out). On the CPU in float32, up to 16 rows
+ * without autograd (token-by-token decoding) take the addon's few-row kernel: BLAS runs such
+ * products on one thread well below the memory bandwidth, so the kernel reads the weight once,
+ * in tiles, and splits its output rows across the intra-op threads.
  */
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, 0));
 }
 
-/** @internal `linear` through one path: "aten" (at::linear) or "row-parallel"; for parity tests and benchmarks. */
-export function linearWith(path: "aten" | "row-parallel", input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/** @internal `linear` through one path: "aten" (at::linear) or "few-row" (the addon's kernel); for parity tests and benchmarks. */
+export function linearWith(path: "aten" | "few-row", input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, path === "aten" ? 1 : 2));
 }
 
@@ -69,9 +70,20 @@ export function groupNorm(input: Tensor, numGroups: number, weight?: Tensor | nu
   return new Tensor(native.call(O.groupNorm, input._h, numGroups, weight ? weight._h : null, bias ? bias._h : null, eps, true));
 }
 
-/** x / sqrt(mean(x^2) + eps) * weight over the trailing dimensions; eps defaults to the dtype's epsilon. */
+/**
+ * x / sqrt(mean(x^2) + eps) * weight over the trailing dimensions; eps defaults to the dtype's
+ * epsilon. Over the last dimension, float32 CPU inference runs one fused pass per row (libtorch's
+ * rms_norm is six operators); everything else is libtorch's rms_norm.
+ */
 export function rmsNorm(input: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, eps?: number | null): Tensor {
+  if (normalizedShape.length === 1 && input.ndim >= 1 && normalizedShape[0] === input.size(-1))
+    return new Tensor(native.rmsNorm(input._h, weight ? weight._h : null, eps ?? null, 0));
   return new Tensor(native.call(O.rmsNorm, input._h, normalizedShape, weight ? weight._h : null, eps ?? null));
+}
+
+/** @internal `rmsNorm` over the last dimension through one path: "aten" or "fused"; for parity tests. */
+export function rmsNormWith(path: "aten" | "fused", input: Tensor, weight: Tensor | null, eps?: number | null): Tensor {
+  return new Tensor(native.rmsNorm(input._h, weight ? weight._h : null, eps ?? null, path === "aten" ? 1 : 2));
 }
 
 /** softmax along `dim`. */
