@@ -583,10 +583,12 @@ napi_value Binary(napi_env env, napi_callback_info info) {
 // a plain loop otherwise. Sums run in a different order than BLAS, so results differ by float32
 // rounding; test/linear.test.ts compares this path with at::linear.
 
-// Dot products of NR rows of w with MR rows of x, 8 lanes at a time.
+// Dot products of NR rows of w with MR rows of x, 8 lanes at a time. `next` (the following tile's
+// rows, or null) is prefetched a cache line per row every 16 floats: short rows (K = 576) leave the
+// hardware prefetcher too little run-up, and this measured ~15% more read bandwidth.
 template <int NR, int MR>
 __attribute__((target("avx2,fma"))) void tileAvx2(const float* x, int64_t xStride, const float* w, int64_t K,
-                                                   float* y, int64_t yStride, const float* bias) {
+                                                   float* y, int64_t yStride, const float* bias, const float* next) {
   __m256 acc[NR][MR];
 #pragma GCC unroll 4
   for (int n = 0; n < NR; n++)
@@ -594,6 +596,9 @@ __attribute__((target("avx2,fma"))) void tileAvx2(const float* x, int64_t xStrid
     for (int m = 0; m < MR; m++) acc[n][m] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
+    if (next && (k & 15) == 0)
+#pragma GCC unroll 4
+      for (int n = 0; n < NR; n++) _mm_prefetch(reinterpret_cast<const char*>(next + n * K + k), _MM_HINT_T0);
     __m256 wv[NR];
 #pragma GCC unroll 4
     for (int n = 0; n < NR; n++) wv[n] = _mm256_loadu_ps(w + n * K + k);
@@ -618,10 +623,10 @@ __attribute__((target("avx2,fma"))) void tileAvx2(const float* x, int64_t xStrid
 
 template <int NR>
 __attribute__((target("avx2,fma"))) void rowsAvx2(const float* x, int64_t M, const float* w, int64_t K, float* y,
-                                                   int64_t N, const float* bias) {
+                                                   int64_t N, const float* bias, const float* next) {
   int64_t m = 0;
-  for (; m + 2 <= M; m += 2) tileAvx2<NR, 2>(x + m * K, K, w, K, y + m * N, N, bias);
-  if (m < M) tileAvx2<NR, 1>(x + m * K, K, w, K, y + m * N, N, bias);
+  for (; m + 2 <= M; m += 2) tileAvx2<NR, 2>(x + m * K, K, w, K, y + m * N, N, bias, m == 0 ? next : nullptr);
+  if (m < M) tileAvx2<NR, 1>(x + m * K, K, w, K, y + m * N, N, bias, m == 0 ? next : nullptr);
 }
 
 void rowsPlain(const float* x, int64_t M, const float* w, int64_t K, float* y, int64_t N, int64_t rows, const float* bias) {
@@ -650,8 +655,10 @@ at::Tensor fewRowLinear(const at::Tensor& x, const at::Tensor& w, const std::opt
     for (int64_t t = begin; t < end; t++) {
       const int64_t n0 = t * 4, rows = std::min<int64_t>(4, N - n0);
       const float* bt = bp ? bp + n0 : nullptr;
-      if (avx2 && rows == 4) rowsAvx2<4>(xp, M, wp + n0 * K, K, yp + n0, N, bt);
-      else if (avx2 && rows == 1) rowsAvx2<1>(xp, M, wp + n0 * K, K, yp + n0, N, bt);
+      const float* next = n0 + 8 <= N ? wp + (n0 + 4) * K : nullptr;
+      if (avx2 && rows == 4) rowsAvx2<4>(xp, M, wp + n0 * K, K, yp + n0, N, bt, next);
+      else if (avx2)
+        for (int64_t r = 0; r < rows; r++) rowsAvx2<1>(xp, M, wp + (n0 + r) * K, K, yp + n0 + r, N, bt ? bt + r : nullptr, nullptr);
       else rowsPlain(xp, M, wp + n0 * K, K, yp + n0, N, rows, bt);
     }
   });
