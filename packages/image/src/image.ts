@@ -1,7 +1,8 @@
 // Loading and resampling images with sharp (libvips): file paths, encoded buffers or raw pixels
 // in, 8-bit RGB out. Follows what transformers' image processors do with PIL: EXIF orientation
-// applied (as `load_image`), alpha composited onto white (as `convert_to_rgb`), grey and CMYK
-// converted to RGB. Decompression bombs are refused by sharp's `limitInputPixels`.
+// applied (as `load_image`), alpha composited onto white (as `convert_to_rgb`), grey converted to
+// RGB, CMYK converted with Pillow's formula, embedded ICC profiles not applied (PIL ignores them).
+// Decompression bombs are refused by sharp's `limitInputPixels`.
 import sharp, { type Sharp } from "sharp";
 
 /** 8-bit RGB pixels, row-major, interleaved (H, W, 3). */
@@ -33,7 +34,22 @@ function describe(input: ImageInput): string {
   return `raw ${input.width}x${input.height}x${input.channels} pixels`;
 }
 
-/** Decodes to RGB: EXIF-rotated, alpha flattened onto white, grey/CMYK converted. */
+/** Pillow's CMYK -> RGB: with nk = 255 - k, each channel is nk - round(c * nk / 255), clipped. */
+function cmykToRgb(cmyk: Uint8Array): Uint8Array {
+  const n = cmyk.length / 4;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const nk = 255 - cmyk[i * 4 + 3]!;
+    for (let c = 0; c < 3; c++) {
+      const t = cmyk[i * 4 + c]! * nk + 128;
+      const v = nk - (((t >> 8) + t) >> 8); // MULDIV255
+      out[i * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return out;
+}
+
+/** Decodes to RGB: EXIF-rotated, alpha flattened onto white, grey/CMYK converted, ICC profiles ignored (as PIL). */
 export async function loadImage(input: ImageInput, options: LoadOptions = {}): Promise<RgbImage> {
   const limitInputPixels = options.limitInputPixels ?? 268_402_689;
   let pipeline: Sharp;
@@ -51,16 +67,24 @@ export async function loadImage(input: ImageInput, options: LoadOptions = {}): P
     pipeline = sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels } });
   }
   try {
-    const { data, info } = await pipeline
-      .rotate() // EXIF orientation
-      .flatten({ background: { r: 255, g: 255, b: 255 } })
-      .toColourspace("srgb")
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new ImageLoadError(`${describe(input)}: decoded to ${info.channels} channels, expected 3`);
+    // CMYK: read the four channels as stored and convert as Pillow's Image.convert("RGB") does;
+    // libvips would go through ICC profiles (different colours, and ~5x slower).
+    const cmyk = typeof input === "string" || input instanceof Uint8Array ? (await pipeline.metadata()).space === "cmyk" : false;
+    const { data, info } = cmyk
+      ? await pipeline.pipelineColourspace("cmyk").rotate().toColourspace("cmyk").raw().toBuffer({ resolveWithObject: true })
+      : await pipeline
+          .keepIccProfile() // no ICC transform: PIL hands over the stored values
+          .rotate() // EXIF orientation
+          .flatten({ background: { r: 255, g: 255, b: 255 } })
+          .toColourspace("srgb")
+          .removeAlpha()
+          .raw()
+          .toBuffer({ resolveWithObject: true });
     if (info.width === 0 || info.height === 0) throw new ImageLoadError(`${describe(input)}: the image is empty (0 pixels)`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (cmyk && info.channels === 4) return { data: cmykToRgb(bytes), width: info.width, height: info.height };
+    if (info.channels !== 3) throw new ImageLoadError(`${describe(input)}: decoded to ${info.channels} channels, expected 3`);
+    return { data: bytes, width: info.width, height: info.height };
   } catch (e) {
     if (e instanceof ImageLoadError) throw e;
     const message = (e as Error).message;
