@@ -2,7 +2,7 @@
 // resize the shortest side, centre crop, rescale, normalize with CLIP's mean and std.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { centerCrop, type ImageInput, type LoadOptions, loadImage, type PilFilter, pilFilterFromCode, resizePil, toPixelValues } from "@pisces/image";
+import { centerCrop, type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, toPixelValues } from "@pisces/image";
 import type * as T from "@pisces/tensor-cuda";
 
 export interface ClipImageProcessorConfig {
@@ -51,11 +51,7 @@ export class ClipImageProcessor {
     const crop = { height: c.crop_size?.height ?? 224, width: c.crop_size?.width ?? 224 };
     const rgb = await Promise.all(
       list.map(async (input) => {
-        let im = await loadImage(input, options);
-        if (c.do_resize !== false) {
-          const { width, height } = this.outputSize(im.width, im.height);
-          im = resizePil(im, width, height, this.resample);
-        }
+        const im = await loadImageResized(input, c.do_resize === false ? null : (w, h) => this.outputSize(w, h), this.resample, options);
         return c.do_center_crop === false ? im : centerCrop(im, crop.height, crop.width);
       }),
     );

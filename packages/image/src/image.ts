@@ -4,6 +4,7 @@
 // RGB, CMYK converted with Pillow's formula, embedded ICC profiles not applied (PIL ignores them).
 // Decompression bombs are refused by sharp's `limitInputPixels`.
 import sharp, { type Sharp } from "sharp";
+import { type PilFilter, resizePil } from "./resample.js";
 
 /** 8-bit RGB pixels, row-major, interleaved (H, W, 3). */
 export interface RgbImage {
@@ -22,7 +23,19 @@ export type ImageInput =
 export interface LoadOptions {
   /** Refuse images with more pixels than this (default 268,402,689 = 16383², sharp's default). */
   limitInputPixels?: number;
+  /**
+   * How resizing is done where a processor resizes: "exact" (default) is `resizePil`, pixel for
+   * pixel Pillow's result; "fast" shrinks inside libvips' decode pipeline when both sides shrink
+   * (mean abs difference to Pillow 0.0001-0.0017 in normalised units on the test images, ~1.4x the
+   * throughput) and is exact otherwise.
+   */
+  resampling?: "fast" | "exact";
 }
+
+/** A target size, or a function of the (EXIF-rotated) source size that gives one. */
+export type ResizeTarget = { width: number; height: number } | ((width: number, height: number) => { width: number; height: number });
+
+const LIBVIPS_KERNEL = { bicubic: "cubic", bilinear: "linear", lanczos: "lanczos3" } as const;
 
 export class ImageLoadError extends Error {
   override name = "ImageLoadError";
@@ -51,6 +64,14 @@ function cmykToRgb(cmyk: Uint8Array): Uint8Array {
 
 /** Decodes to RGB: EXIF-rotated, alpha flattened onto white, grey/CMYK converted, ICC profiles ignored (as PIL). */
 export async function loadImage(input: ImageInput, options: LoadOptions = {}): Promise<RgbImage> {
+  return loadImageResized(input, null, "bicubic", options);
+}
+
+/**
+ * `loadImage` then a resize to `target` with a Pillow filter: `resizePil` (exact), or with
+ * `resampling: "fast"` a shrink on both sides inside libvips' decode pipeline.
+ */
+export async function loadImageResized(input: ImageInput, target: ResizeTarget | null, filter: PilFilter = "bicubic", options: LoadOptions = {}): Promise<RgbImage> {
   const limitInputPixels = options.limitInputPixels ?? 268_402_689;
   let pipeline: Sharp;
   if (typeof input === "string" || input instanceof Uint8Array) {
@@ -67,26 +88,40 @@ export async function loadImage(input: ImageInput, options: LoadOptions = {}): P
     pipeline = sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels } });
   }
   try {
+    const encoded = typeof input === "string" || input instanceof Uint8Array;
+    const meta = encoded ? await pipeline.metadata() : null;
     // CMYK: read the four channels as stored and convert as Pillow's Image.convert("RGB") does;
     // libvips would go through ICC profiles (different colours, and ~5x slower).
-    const cmyk = typeof input === "string" || input instanceof Uint8Array ? (await pipeline.metadata()).space === "cmyk" : false;
-    const { data, info } = cmyk
-      ? await pipeline.pipelineColourspace("cmyk").rotate().toColourspace("cmyk").raw().toBuffer({ resolveWithObject: true })
-      : await pipeline
-          .keepIccProfile() // no ICC transform: PIL hands over the stored values
-          .rotate() // EXIF orientation
-          .flatten({ background: { r: 255, g: 255, b: 255 } })
-          .toColourspace("srgb")
-          .removeAlpha()
-          .raw()
-          .toBuffer({ resolveWithObject: true });
+    const cmyk = meta?.space === "cmyk";
+    // the size after EXIF rotation (orientations 5-8 swap the sides)
+    const swap = (meta?.orientation ?? 1) >= 5;
+    const srcW = meta ? (swap ? meta.height : meta.width) : (input as { width: number }).width;
+    const srcH = meta ? (swap ? meta.width : meta.height) : (input as { height: number }).height;
+    const size = target === null ? null : typeof target === "function" ? target(srcW, srcH) : target;
+    if (size && (!Number.isInteger(size.width) || !Number.isInteger(size.height) || size.width <= 0 || size.height <= 0))
+      throw new RangeError(`resize: target size must be positive integers, got ${size.width}x${size.height}`);
+    const inPipeline =
+      size !== null && options.resampling === "fast" && filter !== "nearest" && !cmyk && size.width <= srcW && size.height <= srcH && (size.width < srcW || size.height < srcH);
+    if (cmyk) pipeline = pipeline.pipelineColourspace("cmyk").rotate().toColourspace("cmyk");
+    else {
+      pipeline = pipeline
+        .keepIccProfile() // no ICC transform: PIL hands over the stored values
+        .rotate() // EXIF orientation
+        .flatten({ background: { r: 255, g: 255, b: 255 } })
+        .toColourspace("srgb")
+        .removeAlpha();
+      if (inPipeline) pipeline = pipeline.resize(size.width, size.height, { fit: "fill", kernel: LIBVIPS_KERNEL[filter as keyof typeof LIBVIPS_KERNEL], fastShrinkOnLoad: false });
+    }
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     if (info.width === 0 || info.height === 0) throw new ImageLoadError(`${describe(input)}: the image is empty (0 pixels)`);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (cmyk && info.channels === 4) return { data: cmykToRgb(bytes), width: info.width, height: info.height };
-    if (info.channels !== 3) throw new ImageLoadError(`${describe(input)}: decoded to ${info.channels} channels, expected 3`);
-    return { data: bytes, width: info.width, height: info.height };
+    let image: RgbImage;
+    if (cmyk && info.channels === 4) image = { data: cmykToRgb(bytes), width: info.width, height: info.height };
+    else if (info.channels !== 3) throw new ImageLoadError(`${describe(input)}: decoded to ${info.channels} channels, expected 3`);
+    else image = { data: bytes, width: info.width, height: info.height };
+    return size && !inPipeline ? resizePil(image, size.width, size.height, filter) : image;
   } catch (e) {
-    if (e instanceof ImageLoadError) throw e;
+    if (e instanceof ImageLoadError || e instanceof RangeError) throw e;
     const message = (e as Error).message;
     const hint = /pixel limit/i.test(message)
       ? " (the image is larger than limitInputPixels; raise it only for trusted input)"

@@ -1,4 +1,15 @@
 // @pisces/image: turns image files and pixels into normalized tensors for vision encoders.
-export { centerCrop, type ImageInput, ImageLoadError, loadImage, type LoadOptions, resize, type ResampleName, type RgbImage } from "./image.js";
+export {
+  centerCrop,
+  type ImageInput,
+  ImageLoadError,
+  loadImage,
+  loadImageResized,
+  type LoadOptions,
+  type ResizeTarget,
+  resize,
+  type ResampleName,
+  type RgbImage,
+} from "./image.js";
 export { type NormalizeOptions, toPixelValues } from "./pixels.js";
 export { type PilFilter, pilFilterFromCode, resizePil } from "./resample.js";

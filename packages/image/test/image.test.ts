@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { visionFixtures, visionReferenceFixtures } from "../../../tools/test-support/vision-fixtures.js";
-import { centerCrop, ImageLoadError, loadImage, resizePil, toPixelValues } from "../src/index.js";
+import { centerCrop, ImageLoadError, loadImage, loadImageResized, resizePil, toPixelValues } from "../src/index.js";
 
 const images = join(visionFixtures, "images");
 const work = mkdtempSync(join(tmpdir(), "pisces-image-"));
@@ -62,6 +62,27 @@ describe("loadImage", () => {
 });
 
 describe("resizePil, centerCrop, toPixelValues", () => {
+  it("loadImageResized: exact by default, libvips shrinking with resampling fast, sizes after EXIF rotation", async () => {
+    const path = join(images, "chelsea_exif6.jpg"); // stored 451x300, displayed 300x451
+    const full = await loadImage(path);
+    const exact = await loadImageResized(path, { width: 150, height: 200 });
+    expect(exact).toEqual(resizePil(full, 150, 200, "bicubic"));
+    const seen: number[][] = [];
+    const fast = await loadImageResized(path, (w, h) => (seen.push([w, h]), { width: w / 2, height: Math.round(h / 2) }), "bicubic", { resampling: "fast" });
+    expect(seen).toEqual([[300, 451]]);
+    expect([fast.width, fast.height]).toEqual([150, 226]);
+    let diff = 0;
+    const reference = resizePil(full, 150, 226, "bicubic");
+    for (let i = 0; i < fast.data.length; i++) diff += Math.abs(fast.data[i]! - reference.data[i]!);
+    expect(diff / fast.data.length).toBeLessThan(1); // within a grey level on average
+    // enlarging is always exact
+    const small = await loadImage(join(images, "noise_37x91.png"));
+    expect(await loadImageResized(join(images, "noise_37x91.png"), { width: 224, height: 224 }, "bicubic", { resampling: "fast" })).toEqual(
+      resizePil(small, 224, 224, "bicubic"),
+    );
+    await expect(loadImageResized(path, { width: 0, height: 10 })).rejects.toThrow(/target size must be positive integers/);
+  });
+
   it("resizes, crops and normalizes", () => {
     const im = { data: Uint8Array.from({ length: 4 * 4 * 3 }, (_, i) => i), width: 4, height: 4 };
     expect(resizePil(im, 4, 4)).toBe(im);

@@ -93,7 +93,8 @@ if (!process.env.BENCH_NO_WRITE)
     `# @pisces/llama benchmark\n\nWritten by \`pnpm bench\` on ${new Date().toISOString().slice(0, 10)}.\n` +
       `Machine: ${machine}. libtorch ${T.libtorchVersion()} (CPU), Node ${process.version}.\n` +
       `Random weights in the SmolLM2-135M-Instruct shape; decode = greedy tokens after the first, ${newTokens} new tokens from a 16-token prompt; ` +
-      "transformers uses model.generate() with its default dynamic cache. Best of 3 rounds alternating with the Python process; on this shared 2-core machine the decode ratios varied between runs (batch 1: 1.04 to 1.32, batch 8: 1.22 to 1.49 in four runs on 2026-11-26).\n\n" +
+      "transformers uses model.generate() with its default dynamic cache. Best of 3 rounds alternating with the Python process. " +
+      "Decode runs the addon's few-row linear kernel (float32 CPU, up to 16 rows: the weights read once, split over the threads), where MKL's matrix-vector path uses one thread.\n\n" +
       `${table}\n\n${boundNote}\n`,
   );
 model.dispose();

@@ -18,7 +18,7 @@ await runVisionBench(T, {
   },
   makeProcessor: () => {
     const p = new SiglipImageProcessor({ size: { height: 224, width: 224 }, resample: 3 });
-    return (files: string[]) => p.preprocess(files);
+    return (files: string[], resampling: "exact" | "fast") => p.preprocess(files, { resampling });
   },
   resultsPath: join(here, "RESULTS.md"),
 });

@@ -2,7 +2,7 @@
 // preprocessor_config.json: resize to a fixed height x width (no crop), rescale, normalize.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ImageInput, type LoadOptions, loadImage, type PilFilter, pilFilterFromCode, resizePil, toPixelValues } from "@pisces/image";
+import { type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, toPixelValues } from "@pisces/image";
 import type * as T from "@pisces/tensor-cuda";
 
 export interface SiglipImageProcessorConfig {
@@ -41,10 +41,7 @@ export class SiglipImageProcessor {
     const list = Array.isArray(images) ? images : [images as ImageInput];
     const c = this.config;
     const rgb = await Promise.all(
-      list.map(async (input) => {
-        const im = await loadImage(input, options);
-        return c.do_resize === false ? im : resizePil(im, this.width, this.height, this.resample);
-      }),
+      list.map((input) => loadImageResized(input, c.do_resize === false ? null : { width: this.width, height: this.height }, this.resample, options)),
     );
     const pixelValues = toPixelValues(rgb, {
       rescaleFactor: c.do_rescale === false ? 1 : (c.rescale_factor ?? 1 / 255),

@@ -37,6 +37,25 @@ describe("SiglipImageProcessor matches transformers' SiglipImageProcessor", () =
     expect(exact).toBeGreaterThanOrEqual(names.length - 3);
   });
 
+  it('resampling "fast" (libvips shrinks): mean abs difference <= 0.01 per image', async () => {
+    const processor = SiglipImageProcessor.fromPretrained(join(images, "siglip_processor"));
+    const ref = T.loadSafetensors(join(images, "preprocess.safetensors"));
+    const { pixelValues } = await processor.preprocess(
+      names.map((name) => join(images, name)),
+      { resampling: "fast" },
+    );
+    const report: string[] = [];
+    names.forEach((name, i) => {
+      const [max, mean] = T.scope(() => {
+        const d = pixelValues.select(0, i).sub(ref.get(`siglip.${name}`)).abs();
+        return [d.max().item(), d.mean().item()];
+      });
+      report.push(`${name}: max ${max.toFixed(4)} mean ${mean.toFixed(5)}`);
+      expect(mean, name).toBeLessThanOrEqual(0.01);
+    });
+    if (process.env.PISCES_VERBOSE) console.log(report.join("\n"));
+  });
+
   it("end to end: the embedding difference that follows from preprocessing", async () => {
     const processor = SiglipImageProcessor.fromPretrained(join(images, "siglip_processor"));
     const model = SiglipVisionModel.fromPretrained(join(referenceFixtures(), "siglip_vision", "model"));
