@@ -14,3 +14,15 @@ export function visionReferenceFixtures(): string {
   });
   return visionFixtures;
 }
+
+/** The SigLIP tokenizer and zero-shot fixtures (tools/reference/siglip_text_reference.py). */
+export function siglipTextFixtures(): string {
+  const images = join(visionReferenceFixtures(), "images");
+  const out = join(visionFixtures, "siglip_text");
+  generateOnce(join(out, "zero_shot", "reference.safetensors"), out, () => {
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "siglip_text_reference.py"), out, join(images, "astronaut.png")], {
+      stdio: "pipe",
+    });
+  });
+  return out;
+}

@@ -56,7 +56,7 @@ function cmykToRgb(cmyk: Uint8Array): Uint8Array {
     for (let c = 0; c < 3; c++) {
       const t = cmyk[i * 4 + c]! * nk + 128;
       const v = nk - (((t >> 8) + t) >> 8); // MULDIV255
-      out[i * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+      out[i * 3 + c] = Math.max(0, Math.min(v, 255));
     }
   }
   return out;

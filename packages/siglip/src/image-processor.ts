@@ -5,6 +5,14 @@ import { join } from "node:path";
 import { type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, toPixelValues } from "@pisces/image";
 import type * as T from "@pisces/tensor-cuda";
 
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`${path}: cannot read JSON (${(e as Error).message})`);
+  }
+}
+
 export interface SiglipImageProcessorConfig {
   do_resize?: boolean;
   size?: { height?: number; width?: number };
@@ -29,11 +37,17 @@ export class SiglipImageProcessor {
     if (!(this.height > 0 && this.width > 0)) throw new RangeError(`size must be positive, got ${this.height}x${this.width}`);
   }
 
-  /** Reads preprocessor_config.json from a model folder (defaults: transformers' SiglipImageProcessor). */
+  /**
+   * Reads preprocessor_config.json from a model folder, or the `image_processor` part of
+   * processor_config.json (as newer transformers releases save a SiglipProcessor).
+   */
   static fromPretrained(dir: string): SiglipImageProcessor {
     const path = join(dir, "preprocessor_config.json");
-    if (!existsSync(path)) throw new Error(`${dir}: no preprocessor_config.json`);
-    return new SiglipImageProcessor(JSON.parse(readFileSync(path, "utf8")) as SiglipImageProcessorConfig);
+    if (existsSync(path)) return new SiglipImageProcessor(readJson(path) as SiglipImageProcessorConfig);
+    const combined = join(dir, "processor_config.json");
+    const nested = existsSync(combined) ? (readJson(combined) as { image_processor?: SiglipImageProcessorConfig }).image_processor : undefined;
+    if (!nested) throw new Error(`${dir}: no preprocessor_config.json (nor an image_processor in processor_config.json)`);
+    return new SiglipImageProcessor(nested);
   }
 
   /** Images (paths, encoded buffers or raw pixels) -> pixelValues (B, 3, height, width) float32. */

@@ -1,4 +1,4 @@
-// @pisces/siglip: SigLIP vision and text towers over @pisces/tensor-cuda, equal to transformers.
+// @pisces/siglip: SigLIP vision and text towers, tokenizer and processors over @pisces/tensor-cuda, equal to transformers.
 export {
   type Activation,
   resolveSiglipTextConfig,
@@ -24,3 +24,12 @@ export {
   type TextOutput,
   type VisionOutput,
 } from "./model.js";
+export { type SiglipInputs, SiglipProcessor } from "./processor.js";
+export {
+  type BatchEncodeOptions,
+  parseSentencePieceModel,
+  type SentencePiece,
+  type SentencePieceModel,
+  SiglipTokenizer,
+  type SiglipTokenizerConfig,
+} from "./tokenizer.js";
