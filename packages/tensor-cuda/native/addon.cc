@@ -579,8 +579,8 @@ napi_value Binary(napi_env env, napi_callback_info info) {
 // on this AMD machine its M = 8 path reads only ~3 GB/s (measured: tools/bench notes in
 // packages/llama/bench/RESULTS.md). So few-row float32 products on the CPU take this kernel: w is
 // read once, in tiles of 4 output rows, each tile multiplied against every row of x while it sits
-// in L1; the output rows are split across the intra-op threads. AVX2 + FMA when the CPU has them,
-// a plain loop otherwise. Sums run in a different order than BLAS, so results differ by float32
+// in L1; the output rows are split across the intra-op threads. Needs AVX2 + FMA; CPUs without
+// them keep at::linear. Sums run in a different order than BLAS, so results differ by float32
 // rounding; test/linear.test.ts compares this path with at::linear.
 
 // Dot products of NR rows of w with MR rows of x, 8 lanes at a time. `next` (the following tile's
@@ -629,15 +629,6 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const float* x, int64_t M, con
   if (m < M) tileAvx2<NR, 1>(x + m * K, K, w, K, y + m * N, N, bias, m == 0 ? next : nullptr);
 }
 
-void rowsPlain(const float* x, int64_t M, const float* w, int64_t K, float* y, int64_t N, int64_t rows, const float* bias) {
-  for (int64_t n = 0; n < rows; n++)
-    for (int64_t m = 0; m < M; m++) {
-      float sum = 0.0f;
-      for (int64_t k = 0; k < K; k++) sum += w[n * K + k] * x[m * K + k];
-      y[m * N + n] = sum + (bias ? bias[n] : 0.0f);
-    }
-}
-
 at::Tensor fewRowLinear(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
   const int64_t K = w.size(1), N = w.size(0), M = x.numel() / K;
   at::Tensor x2 = x.reshape({M, K}).contiguous();
@@ -647,7 +638,6 @@ at::Tensor fewRowLinear(const at::Tensor& x, const at::Tensor& w, const std::opt
   const float* wp = w.const_data_ptr<float>();
   const float* bp = bc.defined() ? bc.const_data_ptr<float>() : nullptr;
   float* yp = out.mutable_data_ptr<float>();
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const int64_t tiles = (N + 3) / 4, threads = at::get_num_threads();
   // grain: an even split over the threads, but no chunk under ~64 KiB of w (parallel start-up costs more)
   const int64_t grain = std::max<int64_t>((tiles + threads - 1) / threads, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)));
@@ -656,10 +646,9 @@ at::Tensor fewRowLinear(const at::Tensor& x, const at::Tensor& w, const std::opt
       const int64_t n0 = t * 4, rows = std::min<int64_t>(4, N - n0);
       const float* bt = bp ? bp + n0 : nullptr;
       const float* next = n0 + 8 <= N ? wp + (n0 + 4) * K : nullptr;
-      if (avx2 && rows == 4) rowsAvx2<4>(xp, M, wp + n0 * K, K, yp + n0, N, bt, next);
-      else if (avx2)
+      if (rows == 4) rowsAvx2<4>(xp, M, wp + n0 * K, K, yp + n0, N, bt, next);
+      else
         for (int64_t r = 0; r < rows; r++) rowsAvx2<1>(xp, M, wp + (n0 + r) * K, K, yp + n0 + r, N, bt ? bt + r : nullptr, nullptr);
-      else rowsPlain(xp, M, wp + n0 * K, K, yp + n0, N, rows, bt);
     }
   });
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -668,7 +657,8 @@ at::Tensor fewRowLinear(const at::Tensor& x, const at::Tensor& w, const std::opt
 }
 
 bool fewRowApplies(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
-  if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (!avx2 || !x.device().is_cpu() || !w.device().is_cpu()) return false;
   if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || w.dim() != 2 || !w.is_contiguous()) return false;
   if (x.dim() < 1 || x.size(-1) != w.size(1) || w.size(1) == 0) return false;
   if (b && b->defined() && (b->device() != w.device() || b->scalar_type() != at::kFloat || b->dim() != 1 || b->size(0) != w.size(0))) return false;
@@ -694,7 +684,7 @@ napi_value Linear(napi_env env, napi_callback_info info) {
     int64_t mode = a.argc > 3 && !isNullish(env, a.argv[3]) ? toInt(env, a.argv[3]) : 0;
     if (mode == 2) {
       if (!fewRowApplies(x, w, b))
-        throw JsArgError("the few-row linear kernel needs float32 CPU tensors, a contiguous non-empty 2-d weight, matching widths and a float32 bias of the output width");
+        throw JsArgError("the few-row linear kernel needs float32 CPU tensors (on an AVX2 CPU), a contiguous non-empty 2-d weight, matching widths and a float32 bias of the output width");
       return wrapTensor(env, fewRowLinear(x, w, b));
     }
     if (mode == 0 && useFewRow(x, w, b)) return wrapTensor(env, fewRowLinear(x, w, b));
