@@ -5,6 +5,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bestTime, bestTimeAsync } from "./timing.js";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -46,28 +47,19 @@ export async function runVisionBench<X extends Tensor>(T: TensorLib<X>, b: Visio
     };
   const forward = b.makeModel();
   const processor = b.makeProcessor();
-  const best = async (fn: () => unknown, repeats: number) => {
-    let t = Infinity;
-    for (let i = 0; i < repeats; i++) {
-      const t0 = performance.now();
-      await fn();
-      t = Math.min(t, (performance.now() - t0) / 1000);
-    }
-    return t;
-  };
   const ours = { b1: Infinity, b8: Infinity, pre: Infinity, preFast: Infinity };
   let theirs = { transformers: "", b1_s: Infinity, b8_s: Infinity, preprocess_s_per_image: Infinity };
   for (let round = 0; round < 2; round++) {
     for (const batch of [1, 8] as const) {
       const px = T.randn([batch, 3, 224, 224]);
       T.noGrad(() => T.scope(() => forward(px)));
-      const t = await best(() => T.noGrad(() => T.scope(() => forward(px))), batch === 8 ? 3 : 5);
+      const t = bestTime(() => T.noGrad(() => T.scope(() => forward(px))), batch === 8 ? 3 : 5);
       ours[batch === 1 ? "b1" : "b8"] = Math.min(ours[batch === 1 ? "b1" : "b8"], t);
       px.dispose();
     }
     await processor(files, "exact").then((r) => r.pixelValues.dispose());
-    ours.pre = Math.min(ours.pre, (await best(async () => (await processor(files, "exact")).pixelValues.dispose(), 3)) / files.length);
-    ours.preFast = Math.min(ours.preFast, (await best(async () => (await processor(files, "fast")).pixelValues.dispose(), 3)) / files.length);
+    ours.pre = Math.min(ours.pre, (await bestTimeAsync(async () => (await processor(files, "exact")).pixelValues.dispose(), 3)) / files.length);
+    ours.preFast = Math.min(ours.preFast, (await bestTimeAsync(async () => (await processor(files, "fast")).pixelValues.dispose(), 3)) / files.length);
     const p = py();
     theirs = { transformers: p.transformers, b1_s: Math.min(theirs.b1_s, p.b1_s), b8_s: Math.min(theirs.b8_s, p.b8_s), preprocess_s_per_image: Math.min(theirs.preprocess_s_per_image, p.preprocess_s_per_image) };
   }

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
 import { LlamaForCausalLM } from "../src/index.js";
+import { bestTime } from "../../../tools/bench/timing.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
@@ -23,15 +24,6 @@ const runPython = () =>
     }),
   ) as { transformers: string; prefill_s: number; decode_b1_s: number; decode_b8_s: number };
 
-function best(fn: () => void, repeats = 3): number {
-  let b = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    fn();
-    b = Math.min(b, (performance.now() - t0) / 1000);
-  }
-  return b;
-}
 
 let py = runPython(); // also creates the model folder on first use
 const model = LlamaForCausalLM.fromPretrained(modelDir);
@@ -56,7 +48,7 @@ const decodeTime = (batch: number) => {
 // Read bandwidth (summing a 256 MiB tensor reads each byte once): decode at batch 1 reads every
 // weight once per token, so bandwidth / weight bytes bounds its tokens/s.
 const big = T.ones([64 * 2 ** 20]);
-const readSeconds = best(() => big.sum().dispose(), 5);
+const readSeconds = bestTime(() => big.sum().dispose(), 5);
 big.dispose();
 const bandwidth = (256 * 2 ** 20) / readSeconds;
 const weightBytes = model.numParameters() * 4;
@@ -65,7 +57,7 @@ const weightBytes = model.numParameters() * 4;
 // best, so load from other processes on a shared machine hits both alike.
 let ours = { prefill: Infinity, b1: Infinity, b8: Infinity };
 for (let round = 0; round < 3; round++) {
-  ours = { prefill: Math.min(ours.prefill, best(prefill)), b1: Math.min(ours.b1, decodeTime(1)), b8: Math.min(ours.b8, decodeTime(8)) };
+  ours = { prefill: Math.min(ours.prefill, bestTime(prefill, 3)), b1: Math.min(ours.b1, decodeTime(1)), b8: Math.min(ours.b8, decodeTime(8)) };
   if (round === 2) break;
   const again = runPython();
   py = { ...py, prefill_s: Math.min(py.prefill_s, again.prefill_s), decode_b1_s: Math.min(py.decode_b1_s, again.decode_b1_s), decode_b8_s: Math.min(py.decode_b8_s, again.decode_b8_s) };

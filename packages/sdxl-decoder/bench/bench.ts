@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
 import { AutoencoderKL, resolveAutoencoderKLConfig, resolveUNetConfig, UNet2DConditionModel } from "../src/index.js";
+import { bestTime } from "../../../tools/bench/timing.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
@@ -57,22 +58,13 @@ const cond = { textEmbeds: T.randn([2, 1024]), timeIds: T.tensor([[256, 256, 0, 
 const latents = T.randn([1, 4, 32, 32]);
 const runUnet = () => T.noGrad(() => T.scope(() => void unet.forward({ sample, timestep: 500, encoderHiddenStates: context, addedCondKwargs: cond })));
 const runVae = () => T.noGrad(() => T.scope(() => void vae.decode(latents)));
-const best = (fn: () => void, repeats: number) => {
-  let b = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    fn();
-    b = Math.min(b, (performance.now() - t0) / 1000);
-  }
-  return b;
-};
 runUnet();
 runVae();
 const ours = { unet: Infinity, vae: Infinity };
 let theirs = { diffusers: "", unet_s: Infinity, vae_s: Infinity };
 for (let round = 0; round < 2; round++) {
-  ours.unet = Math.min(ours.unet, best(runUnet, 5));
-  ours.vae = Math.min(ours.vae, best(runVae, 3));
+  ours.unet = Math.min(ours.unet, bestTime(runUnet, 5));
+  ours.vae = Math.min(ours.vae, bestTime(runVae, 3));
   const p = python();
   theirs = { diffusers: p.diffusers, unet_s: Math.min(theirs.unet_s, p.unet_s), vae_s: Math.min(theirs.vae_s, p.vae_s) };
 }

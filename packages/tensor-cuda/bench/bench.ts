@@ -7,21 +7,12 @@ import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "../src/index.js";
+import { bestTime } from "../../../tools/bench/timing.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
 T.setNumThreads(threads);
 
-/** Best of `repeats` runs (seconds): the least disturbed by other load on a shared machine. */
-function bestTime(fn: () => void, repeats: number): number {
-  let best = Infinity;
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    fn();
-    best = Math.min(best, (performance.now() - t0) / 1000);
-  }
-  return best;
-}
 
 // (a) per-op overhead: 100k adds of a 4-element tensor, each result disposed.
 const x = T.ones([4]);
