@@ -4,26 +4,20 @@ random weights. Configs come as JSON on argv so both sides build the same shapes
 Usage: python3 sdxl_bench.py THREADS UNET_JSON VAE_JSON"""
 
 import json
+import os
 import sys
-import time
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import best_time  # noqa: E402
 
 torch.set_num_threads(int(sys.argv[1]))
 unet_cfg, vae_cfg = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 torch.manual_seed(0)
 unet = UNet2DConditionModel(**unet_cfg).eval()
 vae = AutoencoderKL(**vae_cfg).eval()
-
-
-def best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 with torch.no_grad():
@@ -35,4 +29,4 @@ with torch.no_grad():
     run_vae = lambda: vae.decode(latents)
     run_unet()
     run_vae()
-    print(json.dumps({"diffusers": __import__("diffusers").__version__, "unet_s": best(run_unet, 5), "vae_s": best(run_vae, 3)}))
+    print(json.dumps({"diffusers": __import__("diffusers").__version__, "unet_s": best_time(run_unet, 5), "vae_s": best_time(run_vae, 3)}))

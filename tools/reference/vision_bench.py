@@ -6,12 +6,14 @@ Usage: python3 vision_bench.py siglip|clip THREADS IMAGE_DIR"""
 import json
 import os
 import sys
-import time
 
 import torch
 from PIL import Image, ImageOps
 from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel, SiglipImageProcessorPil, SiglipVisionConfig,
                           SiglipVisionModel)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import best_time  # noqa: E402
 
 kind, threads, image_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(threads)
@@ -27,21 +29,12 @@ else:  # openai/clip-vit-base-patch16
 model.set_attn_implementation("eager")
 
 
-def best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 result = {"transformers": __import__("transformers").__version__}
 with torch.no_grad():
     for batch in (1, 8):
         px = torch.randn(batch, 3, 224, 224)
         model(pixel_values=px)
-        result[f"b{batch}_s"] = best(lambda: model(pixel_values=px), 3 if batch == 8 else 5)
+        result[f"b{batch}_s"] = best_time(lambda: model(pixel_values=px), 3 if batch == 8 else 5)
 
 files = sorted(os.path.join(image_dir, f) for f in os.listdir(image_dir) if f.endswith((".png", ".jpg")))
 
@@ -52,6 +45,6 @@ def preprocess():
 
 
 preprocess()
-result["preprocess_s_per_image"] = best(preprocess, 3) / len(files)
+result["preprocess_s_per_image"] = best_time(preprocess, 3) / len(files)
 result["images"] = len(files)
 print(json.dumps(result))

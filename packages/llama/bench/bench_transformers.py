@@ -6,10 +6,12 @@ Usage: python3 bench_transformers.py MODEL_DIR THREADS NEW_TOKENS"""
 import json
 import os
 import sys
-import time
 
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "reference"))
+from timing import best_time  # noqa: E402
 
 model_dir, threads, new_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
@@ -26,27 +28,18 @@ model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_im
 g = torch.Generator().manual_seed(0)
 
 
-def best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 result = {"transformers": __import__("transformers").__version__}
 with torch.no_grad():
     prompt = torch.randint(3, 49152, (1, 512), generator=g)
     model(input_ids=prompt)  # warm-up
-    result["prefill_s"] = best(lambda: model(input_ids=prompt))
+    result["prefill_s"] = best_time(lambda: model(input_ids=prompt), 3)
     for batch in (1, 8):
         ids = torch.randint(3, 49152, (batch, 16), generator=g)
         cfg = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
         short = GenerationConfig(max_new_tokens=1, do_sample=False, eos_token_id=None, pad_token_id=0)
         model.generate(ids, generation_config=cfg)  # warm-up
-        total = best(lambda: model.generate(ids, generation_config=cfg))
-        first = best(lambda: model.generate(ids, generation_config=short))
+        total = best_time(lambda: model.generate(ids, generation_config=cfg), 3)
+        first = best_time(lambda: model.generate(ids, generation_config=short), 3)
         # decode time: everything after the first token (prefill + first sample)
         result[f"decode_b{batch}_s"] = (total - first) / (new_tokens - 1)
 print(json.dumps(result))

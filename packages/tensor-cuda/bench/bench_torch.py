@@ -2,22 +2,15 @@
 Usage: python3 bench_torch.py THREADS"""
 
 import json
+import os
 import sys
-import time
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "reference"))
+from timing import best_time  # noqa: E402
+
 torch.set_num_threads(int(sys.argv[1]))
-
-
-def median_time(fn, repeats):
-    """Best of `repeats` runs: the least disturbed by other load on a shared machine."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 # (a) per-op overhead: 100k adds of a 4-element tensor
@@ -30,7 +23,7 @@ def adds():
 
 
 adds()
-small_add = median_time(adds, 5) / 100_000
+small_add = best_time(adds, 5) / 100_000
 
 # (b) one training step of a 2-layer MLP, batch 64, width 1024, AdamW
 torch.manual_seed(0)
@@ -52,7 +45,7 @@ def train_steps(n=20):
 
 
 train_steps(5)()
-train_step = median_time(train_steps(), 5) / 20
+train_step = best_time(train_steps(), 5) / 20
 
 # (c) 2048 x 2048 float32 matmul
 a = torch.randn(2048, 2048)
@@ -68,6 +61,6 @@ def matmuls(n=5):
 
 
 matmuls(2)()
-matmul = median_time(matmuls(), 5) / 5
+matmul = best_time(matmuls(), 5) / 5
 
 print(json.dumps({"torch": torch.__version__, "small_add": small_add, "train_step": train_step, "matmul": matmul}))
