@@ -1,8 +1,6 @@
 // CLIP's image preprocessing (transformers' CLIPImageProcessor), driven by preprocessor_config.json:
 // resize the shortest side, centre crop, rescale, normalize with CLIP's mean and std.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { centerCrop, type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, toPixelValues } from "@pisces/image";
+import { centerCrop, type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, readImageProcessorConfig, toPixelValues } from "@pisces/image";
 import type * as T from "@pisces/tensor-cuda";
 
 export interface ClipImageProcessorConfig {
@@ -28,10 +26,9 @@ export class ClipImageProcessor {
     this.resample = pilFilterFromCode(config.resample ?? 3);
   }
 
+  /** Reads preprocessor_config.json from a model folder, or the `image_processor` part of processor_config.json. */
   static fromPretrained(dir: string): ClipImageProcessor {
-    const path = join(dir, "preprocessor_config.json");
-    if (!existsSync(path)) throw new Error(`${dir}: no preprocessor_config.json`);
-    return new ClipImageProcessor(JSON.parse(readFileSync(path, "utf8")) as ClipImageProcessorConfig);
+    return new ClipImageProcessor(readImageProcessorConfig(dir) as ClipImageProcessorConfig);
   }
 
   /** The size after resizing, as transformers computes it (shortest edge kept, long side truncated). */

@@ -11,5 +11,6 @@ export {
   type ResampleName,
   type RgbImage,
 } from "./image.js";
+export { readImageProcessorConfig } from "./config.js";
 export { type NormalizeOptions, toPixelValues } from "./pixels.js";
 export { type PilFilter, pilFilterFromCode, resizePil } from "./resample.js";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { visionFixtures, visionReferenceFixtures } from "../../../tools/test-support/vision-fixtures.js";
-import { centerCrop, ImageLoadError, loadImage, loadImageResized, resizePil, toPixelValues } from "../src/index.js";
+import { centerCrop, ImageLoadError, loadImage, loadImageResized, readImageProcessorConfig, resizePil, toPixelValues } from "../src/index.js";
 
 const images = join(visionFixtures, "images");
 const work = mkdtempSync(join(tmpdir(), "pisces-image-"));
@@ -99,5 +99,14 @@ describe("resizePil, centerCrop, toPixelValues", () => {
     expect(px.select(1, 0).flatten().tolist()).toEqual([15, 18, 27, 30].map((v) => Math.fround((Math.fround(v / 255) - 0.5) / 0.5)));
     expect(() => resizePil(im, 0, 2)).toThrow(/positive integers/);
     expect(() => toPixelValues([im, half])).toThrow(/images differ in size/);
+  });
+
+  it("reads processor settings from preprocessor_config.json or processor_config.json", () => {
+    const dir = mkdtempSync(join(work, "config-"));
+    expect(() => readImageProcessorConfig(dir)).toThrow(/no preprocessor_config.json/);
+    writeFileSync(join(dir, "processor_config.json"), JSON.stringify({ image_processor: { resample: 2 }, processor_class: "X" }));
+    expect(readImageProcessorConfig(dir)).toEqual({ resample: 2 });
+    writeFileSync(join(dir, "preprocessor_config.json"), "{ broken");
+    expect(() => readImageProcessorConfig(dir)).toThrow(/preprocessor_config.json: cannot read JSON/);
   });
 });

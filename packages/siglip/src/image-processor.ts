@@ -1,17 +1,7 @@
 // SigLIP's image preprocessing (transformers' SiglipImageProcessor), driven by
 // preprocessor_config.json: resize to a fixed height x width (no crop), rescale, normalize.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, toPixelValues } from "@pisces/image";
+import { type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, readImageProcessorConfig, toPixelValues } from "@pisces/image";
 import type * as T from "@pisces/tensor-cuda";
-
-function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new Error(`${path}: cannot read JSON (${(e as Error).message})`);
-  }
-}
 
 export interface SiglipImageProcessorConfig {
   do_resize?: boolean;
@@ -42,12 +32,7 @@ export class SiglipImageProcessor {
    * processor_config.json (as newer transformers releases save a SiglipProcessor).
    */
   static fromPretrained(dir: string): SiglipImageProcessor {
-    const path = join(dir, "preprocessor_config.json");
-    if (existsSync(path)) return new SiglipImageProcessor(readJson(path) as SiglipImageProcessorConfig);
-    const combined = join(dir, "processor_config.json");
-    const nested = existsSync(combined) ? (readJson(combined) as { image_processor?: SiglipImageProcessorConfig }).image_processor : undefined;
-    if (!nested) throw new Error(`${dir}: no preprocessor_config.json (nor an image_processor in processor_config.json)`);
-    return new SiglipImageProcessor(nested);
+    return new SiglipImageProcessor(readImageProcessorConfig(dir) as SiglipImageProcessorConfig);
   }
 
   /** Images (paths, encoded buffers or raw pixels) -> pixelValues (B, 3, height, width) float32. */
