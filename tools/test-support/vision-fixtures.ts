@@ -26,3 +26,33 @@ export function siglipTextFixtures(): string {
   });
   return out;
 }
+
+/** What `pixelDifferences` needs of @pisces/tensor-cuda (structural, so tools/ needs no dependency). */
+interface Tensorish<X> {
+  select(dim: number, index: number): X;
+  sub(other: X): X;
+  abs(): X;
+  max(): X;
+  mean(): X;
+  item(): number;
+}
+
+/**
+ * Max and mean abs difference of each image in `pixelValues` (B, 3, H, W) from the reference
+ * processor's values for `names[i]` (`reference(name)`), printed with PISCES_VERBOSE set.
+ */
+export function pixelDifferences<X extends Tensorish<X>>(
+  scope: <R>(fn: () => R) => R,
+  pixelValues: X,
+  names: readonly string[],
+  reference: (name: string) => X,
+): { name: string; max: number; mean: number }[] {
+  const rows = names.map((name, i) =>
+    scope(() => {
+      const d = pixelValues.select(0, i).sub(reference(name)).abs();
+      return { name, max: d.max().item(), mean: d.mean().item() };
+    }),
+  );
+  if (process.env.PISCES_VERBOSE) console.log(rows.map((r) => `${r.name}: max ${r.max.toFixed(4)} mean ${r.mean.toFixed(5)}`).join("\n"));
+  return rows;
+}

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ClipImageProcessor } from "../src/index.js";
+import { pixelDifferences } from "../../../tools/test-support/vision-fixtures.js";
 import { referenceFixtures } from "./helpers.js";
 
 let images: string;
@@ -18,20 +19,11 @@ describe("ClipImageProcessor matches transformers' CLIPImageProcessor", () => {
   it("pixel values: mean abs difference <= 0.01 per image, exact for most", async () => {
     const processor = ClipImageProcessor.fromPretrained(join(images, "clip_processor"));
     const ref = T.loadSafetensors(join(images, "preprocess.safetensors"));
-    let exact = 0;
-    const report: string[] = [];
-    for (const name of names) {
-      const { pixelValues } = await processor.preprocess(join(images, name));
-      expect(pixelValues.shape).toEqual([1, 3, 224, 224]);
-      const [max, mean] = T.scope(() => {
-        const d = pixelValues.select(0, 0).sub(ref.get(`clip.${name}`)).abs();
-        return [d.max().item(), d.mean().item()];
-      });
-      report.push(`${name}: max ${max.toFixed(4)} mean ${mean.toFixed(5)}`);
-      if (max === 0) exact++;
-      expect(mean, name).toBeLessThanOrEqual(0.01);
-    }
-    if (process.env.PISCES_VERBOSE) console.log(report.join("\n"));
+    const { pixelValues } = await processor.preprocess(names.map((name) => join(images, name)));
+    expect(pixelValues.shape).toEqual([names.length, 3, 224, 224]);
+    const diffs = pixelDifferences(T.scope, pixelValues, names, (name) => ref.get(`clip.${name}`));
+    for (const { name, mean } of diffs) expect(mean, name).toBeLessThanOrEqual(0.01);
+    const exact = diffs.filter((d) => d.max === 0).length;
     expect(exact).toBeGreaterThanOrEqual(names.length - 1);
   });
 

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SiglipImageProcessor, SiglipVisionModel } from "../src/index.js";
+import { pixelDifferences } from "../../../tools/test-support/vision-fixtures.js";
 import { referenceFixtures } from "./helpers.js";
 
 let images: string;
@@ -20,20 +21,11 @@ describe("SiglipImageProcessor matches transformers' SiglipImageProcessor", () =
   it("pixel values: mean abs difference <= 0.01 per image, exact for most", async () => {
     const processor = SiglipImageProcessor.fromPretrained(join(images, "siglip_processor"));
     const ref = T.loadSafetensors(join(images, "preprocess.safetensors"));
-    let exact = 0;
-    const report: string[] = [];
-    for (const name of names) {
-      const { pixelValues } = await processor.preprocess(join(images, name));
-      expect(pixelValues.shape).toEqual([1, 3, 224, 224]);
-      const [max, mean] = T.scope(() => {
-        const d = pixelValues.select(0, 0).sub(ref.get(`siglip.${name}`)).abs();
-        return [d.max().item(), d.mean().item()];
-      });
-      report.push(`${name}: max ${max.toFixed(4)} mean ${mean.toFixed(5)}`);
-      if (max === 0) exact++;
-      expect(mean, name).toBeLessThanOrEqual(0.01);
-    }
-    if (process.env.PISCES_VERBOSE) console.log(report.join("\n"));
+    const { pixelValues } = await processor.preprocess(names.map((name) => join(images, name)));
+    expect(pixelValues.shape).toEqual([names.length, 3, 224, 224]);
+    const diffs = pixelDifferences(T.scope, pixelValues, names, (name) => ref.get(`siglip.${name}`));
+    for (const { name, mean } of diffs) expect(mean, name).toBeLessThanOrEqual(0.01);
+    const exact = diffs.filter((d) => d.max === 0).length;
     expect(exact).toBeGreaterThanOrEqual(names.length - 3);
   });
 
@@ -44,16 +36,7 @@ describe("SiglipImageProcessor matches transformers' SiglipImageProcessor", () =
       names.map((name) => join(images, name)),
       { resampling: "fast" },
     );
-    const report: string[] = [];
-    names.forEach((name, i) => {
-      const [max, mean] = T.scope(() => {
-        const d = pixelValues.select(0, i).sub(ref.get(`siglip.${name}`)).abs();
-        return [d.max().item(), d.mean().item()];
-      });
-      report.push(`${name}: max ${max.toFixed(4)} mean ${mean.toFixed(5)}`);
-      expect(mean, name).toBeLessThanOrEqual(0.01);
-    });
-    if (process.env.PISCES_VERBOSE) console.log(report.join("\n"));
+    for (const { name, mean } of pixelDifferences(T.scope, pixelValues, names, (name) => ref.get(`siglip.${name}`))) expect(mean, name).toBeLessThanOrEqual(0.01);
   });
 
   it("end to end: the embedding difference that follows from preprocessing", async () => {
