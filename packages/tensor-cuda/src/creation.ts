@@ -1,8 +1,9 @@
 // Creating tensors: from JS data, filled, ranges and random. PyTorch's defaults: float32 for
 // floats, int64 for integers, bool for booleans, CPU unless a device is given.
+import { availableParallelism } from "node:os";
 import { type AnyTypedArray, type DType, dtypeCode, dtypeOfTypedArray } from "./dtype.js";
 import { native, op } from "./native.js";
-import { type Device, Generator, type RandomOptions, type Shape, Tensor, type TensorOptions } from "./tensor.js";
+import { checkSeed, type Device, Generator, type RandomOptions, type Shape, Tensor, type TensorOptions } from "./tensor.js";
 
 const O = {
   zeros: op("zeros"),
@@ -85,6 +86,7 @@ export function tensor(data: NestedNumbers | AnyTypedArray, options: TensorOptio
     if (depth !== shape.length) throw new TypeError(`tensor(): ragged nested array: a number at depth ${depth}, expected ${shape.length}`);
     if (typeof v === "boolean") {
     } else if (typeof v === "bigint") {
+      if (v < INT64_MIN || v > INT64_MAX) throw new RangeError(`tensor(): ${v} does not fit in int64 (-2^63 to 2^63-1)`);
       if (kind === "bool") kind = "int";
     } else if (typeof v === "number") {
       if (!Number.isInteger(v)) kind = "float";
@@ -237,9 +239,18 @@ export function where(condition: Tensor, x: Tensor | number, y: Tensor | number)
 // ----- random state, autograd mode, devices ------------------------------------------------------
 
 /** Seeds the default generators (CPU and CUDA), like `torch.manual_seed`. */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
 export function manualSeed(seed: number | bigint): void {
-  native.manualSeed(seed);
+  native.manualSeed(checkSeed(seed, "manualSeed()"));
 }
+
+/**
+ * The most intra-op threads `setNumThreads` accepts: four per available CPU (at least 16). More
+ * only oversubscribes the cores, and thousands make libgomp fail to create threads and exit.
+ */
+export const MAX_NUM_THREADS = Math.max(16, 4 * availableParallelism());
 
 /**
  * Runs `fn` with gradient recording off (`torch.no_grad()`). Grad mode is per thread: if `fn`
@@ -279,7 +290,8 @@ export function synchronize(device?: number): void {
   native.cudaSynchronize(device);
 }
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads(): expected a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_NUM_THREADS)
+    throw new RangeError(`setNumThreads(): expected an integer from 1 to ${MAX_NUM_THREADS} (4 per CPU of this machine), got ${n}`);
   native.setNumThreads(n);
 }
 export function getNumThreads(): number {

@@ -45,6 +45,7 @@ export class StateDictError extends Error {
     readonly missing: string[],
     readonly unexpected: string[],
     readonly mismatched: { key: string; expected: number[]; got: number[] }[],
+    readonly hint?: string,
   ) {
     const parts: string[] = [];
     const list = (xs: string[]) => (xs.length > 20 ? `${xs.slice(0, 20).join(", ")}, ... (${xs.length} in all)` : xs.join(", "));
@@ -57,6 +58,7 @@ export class StateDictError extends Error {
           .map((m) => `${m.key} expects [${m.expected.join(", ")}] but got [${m.got.join(", ")}]`)
           .join("; ")}`,
       );
+    if (hint) parts.push(hint);
     super(`loadStateDict failed: ${parts.join("; ")}. Check that the checkpoint matches the model config.`);
   }
 }

@@ -15,6 +15,7 @@ export {
   isGradEnabled,
   libtorchVersion,
   linspace,
+  MAX_NUM_THREADS,
   manualSeed,
   noGrad,
   ones,
@@ -56,5 +57,16 @@ export {
 export { keep, type MemoryStats, memoryStats, scope, scopeAsync } from "./memory.js";
 export { OutOfMemoryError, SafetensorsError, type SafetensorsErrorCode, StateDictError, TorchError } from "./errors.js";
 export { loadSafetensors, MAX_HEADER_SIZE, saveSafetensors, SafetensorsFile, SafetensorsReader, type TensorInfo } from "./safetensors.js";
+export { BOOKKEEPING_KEYS, CONFIG_LIMITS, ConfigError, ConfigReader, MAX_CONFIG_BYTES, readJsonFile } from "./config.js";
+export { checkedDir, checkedFile, FileError, removeStaleTemporaries } from "./files.js";
+export {
+  configReader,
+  loadPretrained,
+  openWeights,
+  type PretrainedOptions,
+  readConfigJson,
+  resolveLoadOptions,
+  withOptionalPrefix,
+} from "./pretrained.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./optim/index.js";

@@ -2,11 +2,14 @@
 // (the same checks as the reference `safetensors` crate), and each tensor is read from disk into
 // its own storage only when asked for, so a checkpoint never needs two copies in memory.
 // Writing goes to a temporary file beside the target, fsynced, then renamed (atomic).
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type DType, DTYPE_SIZE, dtypeCode } from "./dtype.js";
+import { readJsonFile } from "./config.js";
 import { SafetensorsError } from "./errors.js";
+import { checkedFile, removeStaleTemporaries, temporaryPathFor } from "./files.js";
 import { native } from "./native.js";
+import { parseStrictJson, type StrictJson } from "./strict-json.js";
 import { type Device, Tensor } from "./tensor.js";
 
 /** The reference implementation refuses headers above 100 MB. */
@@ -47,6 +50,11 @@ export class SafetensorsFile {
   private readonly dataStart: number;
 
   constructor(readonly path: string) {
+    try {
+      checkedFile(path, "safetensors");
+    } catch (e) {
+      throw new SafetensorsError("IO", (e as Error).message.startsWith(path) ? (e as Error).message.slice(path.length + 2) : (e as Error).message, path);
+    }
     let fd: number;
     try {
       fd = openSync(path, "r");
@@ -96,10 +104,17 @@ export class SafetensorsFile {
     const info = this.info(name);
     const [begin, end] = info.dataOffsets;
     let t: Tensor;
+    // bool is read as bytes and normalised to 0/1 as torch does (a byte of 2 means true)
+    const stored = info.dtype === "bool" ? "uint8" : info.dtype;
     try {
-      t = new Tensor(native.readFile(this.path, this.dataStart + begin, end - begin, info.shape, dtypeCode(info.dtype)));
+      t = new Tensor(native.readFile(this.path, this.dataStart + begin, end - begin, info.shape, dtypeCode(stored)));
     } catch (e) {
       throw new SafetensorsError("TRUNCATED", `reading '${name}': ${(e as Error).message}`, this.path);
+    }
+    if (info.dtype === "bool") {
+      const b = t.ne(0);
+      t.dispose();
+      t = b;
     }
     if (options.dtype === undefined && options.device === undefined) return t;
     const moved = t.to({ dtype: options.dtype, device: options.device });
@@ -111,58 +126,70 @@ export class SafetensorsFile {
 function parseHeader(buf: Buffer, path: string): { metadata: Record<string, string>; tensors: Map<string, TensorInfo> } {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(buf);
+    // ignoreBOM keeps a leading U+FEFF in the text, so a BOM before the header is rejected below
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(buf);
   } catch {
     throw new SafetensorsError("INVALID_HEADER", "header is not valid UTF-8", path);
   }
-  if (!text.startsWith("{")) throw new SafetensorsError("INVALID_HEADER", "header does not start with '{' (not a safetensors file?)", path);
-  let json: unknown;
+  if (!text.startsWith("{"))
+    throw new SafetensorsError(
+      "INVALID_HEADER",
+      text.charCodeAt(0) === 0xfeff ? "header starts with a byte-order mark; it must start with '{'" : "header does not start with '{' (not a safetensors file?)",
+      path,
+    );
+  let json: StrictJson;
   try {
-    json = JSON.parse(text);
+    json = parseStrictJson(text);
   } catch (e) {
     throw new SafetensorsError("INVALID_JSON", `header is not valid JSON: ${(e as Error).message}`, path);
   }
-  if (json === null || typeof json !== "object" || Array.isArray(json))
-    throw new SafetensorsError("INVALID_JSON", "header must be a JSON object", path);
+  if (!(json instanceof Map)) throw new SafetensorsError("INVALID_JSON", "header must be a JSON object", path);
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorInfo>();
-  for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
+  for (const [name, value] of json) {
     if (name === "__metadata__") {
-      if (value === null || typeof value !== "object" || Array.isArray(value))
-        throw new SafetensorsError("INVALID_METADATA", "__metadata__ must be an object of strings", path);
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (!(value instanceof Map)) throw new SafetensorsError("INVALID_METADATA", "__metadata__ must be an object of strings", path);
+      for (const [k, v] of value) {
         if (typeof v !== "string") throw new SafetensorsError("INVALID_METADATA", `__metadata__.${k} must be a string`, path);
-        metadata[k] = v;
+        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
-    const entry = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    if (entry === null || typeof entry !== "object")
+    if (!(value instanceof Map))
       throw new SafetensorsError("INVALID_HEADER", `entry '${name}' must be an object with dtype, shape and data_offsets`, path);
-    if (typeof entry.dtype !== "string") throw new SafetensorsError("INVALID_HEADER", `entry '${name}' has no dtype string`, path);
-    const dtype = ST_TO_DTYPE[entry.dtype];
-    if (!dtype)
+    const extra = [...value.keys()].filter((k) => k !== "dtype" && k !== "shape" && k !== "data_offsets");
+    if (extra.length) throw new SafetensorsError("INVALID_HEADER", `entry '${name}' has unknown field '${extra[0]}'`, path);
+    const dtypeName = value.get("dtype");
+    if (typeof dtypeName !== "string") throw new SafetensorsError("INVALID_HEADER", `entry '${name}' has no dtype string`, path);
+    const dtype = ST_TO_DTYPE[dtypeName];
+    if (!dtype || !Object.hasOwn(ST_TO_DTYPE, dtypeName))
       throw new SafetensorsError(
         "UNKNOWN_DTYPE",
-        KNOWN_UNSUPPORTED.has(entry.dtype)
-          ? `tensor '${name}' has dtype ${entry.dtype}, which @pisces/tensor-cuda does not support`
-          : `tensor '${name}' has unknown dtype '${entry.dtype}'`,
+        KNOWN_UNSUPPORTED.has(dtypeName)
+          ? `tensor '${name}' has dtype ${dtypeName}, which @pisces/tensor-cuda does not support`
+          : `tensor '${name}' has unknown dtype '${dtypeName.slice(0, 40)}'`,
         path,
       );
-    const shape = entry.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    const shape = value.get("shape");
+    if (!Array.isArray(shape) || shape.length > 64 || !shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0))
       throw new SafetensorsError("INVALID_SHAPE", `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`, path);
-    const offs = entry.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0))
+    const offs = value.get("data_offsets");
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0))
       throw new SafetensorsError("INVALID_OFFSETS", `tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`, path);
     const [begin, end] = offs as [number, number];
     if (end < begin) throw new SafetensorsError("INVALID_OFFSETS", `tensor '${name}' ends (${end}) before it begins (${begin})`, path);
-    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    // checked multiplication in order, as the reference crate: an intermediate overflow is an error even if a later 0 would hide it
+    let numel = 1;
+    for (const d of shape as number[]) {
+      numel *= d;
+      if (!Number.isSafeInteger(numel))
+        throw new SafetensorsError("SIZE_MISMATCH", `tensor '${name}': the element count of shape [${(shape as number[]).join(", ")}] overflows`, path);
+    }
     const nbytes = numel * DTYPE_SIZE[dtype];
     if (!Number.isSafeInteger(nbytes) || nbytes !== end - begin)
       throw new SafetensorsError(
         "SIZE_MISMATCH",
-        `tensor '${name}': shape [${(shape as number[]).join(", ")}] of ${entry.dtype} needs ${nbytes} bytes but data_offsets span ${end - begin}`,
+        `tensor '${name}': shape [${(shape as number[]).join(", ")}] of ${dtypeName} needs ${nbytes} bytes but data_offsets span ${end - begin}`,
         path,
       );
     tensors.set(name, { dtype, shape: shape as number[], dataOffsets: [begin, end] });
@@ -205,16 +232,16 @@ export class SafetensorsReader {
     if (path.endsWith(".json")) {
       let index: { metadata?: Record<string, unknown>; weight_map?: Record<string, unknown> };
       try {
-        index = JSON.parse(readFileSync(path, "utf8"));
+        index = readJsonFile(path, "shard index") as typeof index;
       } catch (e) {
         throw new SafetensorsError("INVALID_INDEX", `cannot read the shard index: ${(e as Error).message}`, path);
       }
-      if (!index || typeof index.weight_map !== "object" || index.weight_map === null)
+      if (!index || typeof index !== "object" || typeof index.weight_map !== "object" || index.weight_map === null || Array.isArray(index.weight_map))
         throw new SafetensorsError("INVALID_INDEX", "the shard index has no weight_map object", path);
       this.weightMap = new Map();
       const dir = dirname(path);
       for (const [name, file] of Object.entries(index.weight_map)) {
-        if (typeof file !== "string" || file.includes("/") || file.includes("\\"))
+        if (typeof file !== "string" || file.includes("/") || file.includes("\\") || file === "." || file === ".." || file.length === 0)
           throw new SafetensorsError("INVALID_INDEX", `weight_map['${name}'] must be a file name in the same folder`, path);
         this.weightMap.set(name, join(dir, file));
       }
@@ -299,6 +326,7 @@ export function saveSafetensors(
   path: string,
   tensors: Map<string, Tensor> | Record<string, Tensor>,
   metadata: Record<string, string> = {},
+  options: { /** @internal chunk size of the writes (tests) */ chunkBytes?: number } = {},
 ): void {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
@@ -324,17 +352,16 @@ export function saveSafetensors(
   const lenBuf = Buffer.alloc(8);
   lenBuf.writeBigUInt64LE(BigInt(headerBuf.length));
 
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  removeStaleTemporaries(path);
+  const tmp = temporaryPathFor(path);
   const fd = openSync(tmp, "w");
   let ok = false;
   try {
-    writeSync(fd, lenBuf);
-    writeSync(fd, headerBuf);
+    writeAll(fd, lenBuf);
+    writeAll(fd, headerBuf);
     for (const { tensor, nbytes } of plan) {
       if (nbytes === 0) continue;
-      const bytes = new Uint8Array(native.toBuffer(tensor._h));
-      let written = 0;
-      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+      writeTensorBytes(fd, tensor, nbytes, options.chunkBytes ?? WRITE_CHUNK_BYTES);
     }
     fsyncSync(fd);
     ok = true;
@@ -343,4 +370,36 @@ export function saveSafetensors(
     if (!ok) rmSync(tmp, { force: true });
   }
   renameSync(tmp, path);
+}
+
+/** Tensors are written in chunks of this many bytes, so no JS buffer ever holds a whole large tensor. */
+const WRITE_CHUNK_BYTES = 256 * 1024 * 1024;
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+}
+
+/** Writes a tensor's bytes (C order, little-endian as stored) chunk by chunk, straight from its storage. */
+function writeTensorBytes(fd: number, tensor: Tensor, nbytes: number, chunkBytes: number): void {
+  if (nbytes <= chunkBytes) {
+    writeAll(fd, new Uint8Array(native.toBuffer(tensor._h)));
+    return;
+  }
+  // a flat byte view of the contiguous CPU tensor; each chunk is a narrow slice copied out on its own
+  const cpu = tensor.device === "cpu" ? tensor.contiguous() : tensor.to("cpu").contiguous();
+  const bytes = cpu.dtype === "bool" ? cpu.to("uint8") : cpu.reshape([-1]).view("uint8");
+  try {
+    for (let start = 0; start < nbytes; start += chunkBytes) {
+      const piece = bytes.slice(0, start, Math.min(nbytes, start + chunkBytes)).contiguous();
+      try {
+        writeAll(fd, new Uint8Array(native.toBuffer(piece._h)));
+      } finally {
+        piece.dispose();
+      }
+    }
+  } finally {
+    if (bytes !== cpu) bytes.dispose();
+    if (cpu !== tensor) cpu.dispose();
+  }
 }

@@ -1,8 +1,9 @@
 // The Tensor class: a handle to a libtorch tensor, with PyTorch's methods in camelCase.
 // Every method maps to one ATen operator, so semantics (broadcasting, dtype promotion,
 // autograd) are libtorch's own. Operators are registered once, by schema name, at load.
+import { constants as bufferConstants } from "node:buffer";
 import { inspect } from "node:util";
-import { type AnyTypedArray, type DType, dtypeCode, dtypeName, dtypeOfTypedArray, isFloatingPoint } from "./dtype.js";
+import { type AnyTypedArray, DTYPE_SIZE, type DType, dtypeCode, dtypeName, dtypeOfTypedArray, isFloatingPoint } from "./dtype.js";
 import { native, op, type Handle } from "./native.js";
 import { track } from "./memory.js";
 
@@ -24,12 +25,19 @@ export class Generator {
   readonly device: Device;
   constructor(options: { seed?: number | bigint; device?: Device } = {}) {
     this.device = options.device ?? "cpu";
-    this._g = native.newGenerator(options.seed ?? 67280421310721, this.device);
+    this._g = native.newGenerator(checkSeed(options.seed ?? 67280421310721), this.device);
   }
   manualSeed(seed: number | bigint): this {
-    native.generatorSeed(this._g, seed);
+    native.generatorSeed(this._g, checkSeed(seed));
     return this;
   }
+}
+
+/** A seed is an integer in [0, 2^64): a safe-integer number or a bigint (what does not fit is refused, not truncated). */
+export function checkSeed(seed: unknown, where = "Generator"): number | bigint {
+  if (typeof seed === "number" && Number.isSafeInteger(seed) && seed >= 0) return seed;
+  if (typeof seed === "bigint" && seed >= 0n && seed < 2n ** 64n) return seed;
+  throw new RangeError(`${where}: the seed must be an integer from 0 to 2^64-1 (a safe-integer number or a bigint), got ${String(seed)}`);
 }
 
 /** Scalar operand: a plain number (integral numbers count as ints, as Python ints do). */
@@ -299,7 +307,11 @@ export class Tensor {
     let copy = false;
     if (typeof target === "string") {
       if (isDTypeName(target)) dtype = target;
-      else device = target;
+      else if (isDeviceName(target)) device = target;
+      else
+        throw new TypeError(
+          `to(): '${target}' is neither a dtype (${Object.keys(DTYPE_SIZE).join(", ")}) nor a device (cpu, cuda, cuda:N, meta)`,
+        );
     } else {
       dtype = target.dtype;
       device = target.device;
@@ -353,6 +365,11 @@ export class Tensor {
    */
   toArray(): AnyTypedArray {
     const dtype = this.dtype;
+    const bytes = this.numel() * (dtype === "float16" || dtype === "bfloat16" ? 4 : DTYPE_SIZE[dtype]);
+    if (bytes > MAX_JS_BUFFER_BYTES)
+      throw new RangeError(
+        `toArray(): the tensor's ${bytes} bytes exceed the ${MAX_JS_BUFFER_BYTES} bytes one JS typed array can hold; read it in parts (t.slice(0, start, end).toArray())`,
+      );
     if (dtype === "float16" || dtype === "bfloat16") {
       const f = native.call(O.to, this._h, dtypeCode("float32"), null, null, null, false, false) as Handle;
       try {
@@ -835,6 +852,14 @@ export class Tensor {
 }
 
 const DTYPE_NAMES = new Set<string>(["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"]);
+/** The largest ArrayBuffer this Node.js can allocate. */
+const MAX_JS_BUFFER_BYTES = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32);
+
+/** `cpu`, `cuda`, `cuda:N`, `meta` (what libtorch's device parser accepts and we use). */
+export function isDeviceName(s: string): s is Device {
+  return /^(cpu|meta|cuda(:\d{1,3})?)$/.test(s);
+}
+
 export function isDTypeName(s: string): s is DType {
   return DTYPE_NAMES.has(s);
 }

@@ -1,15 +1,48 @@
 // nn.Module: a named tree of parameters, buffers and child modules, discovered from the
 // module's own properties, so property paths are the state-dict keys (`layers.0.attn.q_proj.weight`).
 import type { DType } from "../dtype.js";
+import { ConfigError } from "../config.js";
 import { StateDictError } from "../errors.js";
 import { finalizer, keep } from "../memory.js";
 import { noGrad } from "../creation.js";
 import { detachedHandle, type Device, isDTypeName, Tensor } from "../tensor.js";
 
+// While a model is built for loading, every parameter and buffer counts against a budget taken
+// from the checkpoint (how many tensors it holds): a config that implies far more tensors than the
+// weights it comes with (num_hidden_layers = 1e6) fails after a bounded amount of work.
+let tensorBudget: { left: number; limit: number; what: string } | null = null;
+
+function spendTensorBudget(): void {
+  if (tensorBudget === null) return;
+  if (--tensorBudget.left < 0) {
+    const { limit, what } = tensorBudget;
+    tensorBudget = null;
+    throw new ConfigError(
+      [`the config describes a model with more than ${limit} tensors, far more than the checkpoint holds: check the layer counts and sizes against the weights`],
+      what,
+    );
+  }
+}
+
+/**
+ * Runs `build` (which constructs a model, typically on the `meta` device) allowing at most
+ * `maxTensors` parameters and buffers to be made; past that it throws a ConfigError naming `what`.
+ */
+export function buildWithinBudget<M>(maxTensors: number, what: string, build: () => M): M {
+  const outer = tensorBudget;
+  tensorBudget = { left: maxTensors, limit: maxTensors, what };
+  try {
+    return build();
+  } finally {
+    tensorBudget = outer;
+  }
+}
+
 /** A tensor that a Module owns and an optimizer updates: a leaf that requires grad by default. */
 export class Parameter extends Tensor {
   /** Makes a parameter holding `data`'s values (shares its memory; `data` itself stays yours). */
   constructor(data: Tensor, options: { requiresGrad?: boolean } = {}) {
+    spendTensorBudget();
     super(detachedHandle(data));
     keep(this); // parameters live as long as their module: no scope disposes them
     if (options.requiresGrad ?? true) this.requiresGrad = true;
@@ -42,6 +75,7 @@ export abstract class Module {
 
   /** Registers a non-trainable tensor (running stats, rotary frequencies...) under `name`. */
   registerBuffer(name: string, tensor: Tensor, options: { persistent?: boolean } = {}): Tensor {
+    spendTensorBudget();
     keep(tensor);
     this._buffers.set(name, { tensor, persistent: options.persistent ?? true });
     Object.defineProperty(this, name, {
@@ -126,7 +160,7 @@ export abstract class Module {
       if (got.length !== expected.length || got.some((d, i) => d !== expected[i])) mismatched.push({ key: k, expected, got });
     }
     if (mismatched.length || (strict && (missing.length || unexpected.length)))
-      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched);
+      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched, prefixHint(missing, unexpected));
     const buffers = new Map<string, { owner: Module; name: string }>();
     for (const [path, m] of this.namedModules())
       for (const [name] of m._buffers) buffers.set(path ? `${path}.${name}` : name, { owner: m, name });
@@ -136,6 +170,10 @@ export abstract class Module {
         if (!keys.has(k) || loaded.has(t)) continue;
         loaded.add(t);
         const value = reader.get(k);
+        if (value.isFloatingPoint() !== t.isFloatingPoint()) {
+          if (reader.owned) value.dispose();
+          throw new StateDictError([], [], [], `'${k}' holds ${value.dtype} values but the model's tensor is ${t.dtype}: the checkpoint's dtype does not fit this weight`);
+        }
         try {
           if (!options.assign) {
             t.copy_(value);
@@ -232,6 +270,30 @@ export class ModuleList<T extends Module = Module> extends Module implements Ite
   *[Symbol.iterator](): Iterator<T> {
     for (const [, m] of this.namedChildren()) yield m as T;
   }
+}
+
+/**
+ * When keys are missing and others unexpected, finds a prefix that explains them (the checkpoint
+ * adds or lacks `model.` or `vision_model.`, say) so the error can say which prefix was expected.
+ */
+function prefixHint(missing: string[], unexpected: string[]): string | undefined {
+  if (!missing.length || !unexpected.length) return undefined;
+  const unexpectedSet = new Set(unexpected);
+  const missingSet = new Set(missing);
+  for (const u of unexpected.slice(0, 64))
+    for (const m of missing) {
+      if (u.endsWith(`.${m}`)) {
+        const prefix = u.slice(0, u.length - m.length);
+        const n = missing.filter((x) => unexpectedSet.has(prefix + x)).length;
+        return `${n} checkpoint keys carry a prefix '${prefix}' that the model's keys do not have (e.g. '${u}' for '${m}')`;
+      }
+      if (m.endsWith(`.${u}`)) {
+        const prefix = m.slice(0, m.length - u.length);
+        const n = unexpected.filter((x) => missingSet.has(prefix + x)).length;
+        return `${n} checkpoint keys lack the prefix '${prefix}' that the model expects (e.g. '${u}' for '${m}')`;
+      }
+    }
+  return undefined;
 }
 
 interface Reader {
