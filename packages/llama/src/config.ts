@@ -2,6 +2,7 @@
 // `resolveLlamaConfig` validates it and returns a `LlamaConfig` with no optionals.
 // Follows transformers' LlamaConfig (v5), accepting both RoPE spellings: the `rope_theta` +
 // `rope_scaling` keys of published checkpoints and the `rope_parameters` object newer releases write.
+import * as T from "@pisces/tensor-cuda";
 
 export interface RopeParametersJson {
   rope_type?: string;
@@ -63,88 +64,86 @@ export interface LlamaConfig {
   readonly padTokenId: number | null;
 }
 
-/** Keys this implementation reads or knowingly ignores; anything else is reported. */
-const KNOWN_KEYS = new Set([
-  "model_type", "architectures", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-  "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_act", "max_position_embeddings",
-  "rms_norm_eps", "rope_theta", "rope_scaling", "rope_parameters", "tie_word_embeddings", "attention_bias",
-  "attention_dropout", "mlp_bias", "bos_token_id", "eos_token_id", "pad_token_id",
-  // training / bookkeeping fields with no effect on inference
-  "initializer_range", "pretraining_tp", "use_cache", "torch_dtype", "dtype", "transformers_version",
-  "_name_or_path", "output_attentions", "output_hidden_states", "return_dict", "id2label", "label2id",
-]);
+/** Training-only fields with no effect on inference (beyond the shared bookkeeping keys). */
+const IGNORED_KEYS = ["pretraining_tp", "attention_dropout"];
 
-export class LlamaConfigError extends Error {
+/** A Llama config.json is invalid; `problems` names each key. */
+export class LlamaConfigError extends T.ConfigError {
   override name = "LlamaConfigError";
 }
 
-/** Validates a config.json object. `unknownKeys` lists keys this implementation does not use. */
-export function resolveLlamaConfig(json: LlamaConfigJson): { config: LlamaConfig; unknownKeys: string[] } {
-  const problems: string[] = [];
-  const positiveInt = (key: keyof LlamaConfigJson, fallback?: number): number => {
-    const v = json[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-      problems.push(`${String(key)} must be a positive integer (got ${JSON.stringify(v)})`);
-      return 1;
-    }
-    return v;
-  };
-  if (json.model_type !== undefined && json.model_type !== "llama")
-    problems.push(`model_type is '${json.model_type}', expected 'llama'`);
-  const hiddenSize = positiveInt("hidden_size");
-  const numAttentionHeads = positiveInt("num_attention_heads");
-  const numKeyValueHeads = positiveInt("num_key_value_heads", numAttentionHeads);
+const L = T.CONFIG_LIMITS;
+
+/**
+ * Validates a config.json object (types, ranges and bounds, through tensor-cuda's shared
+ * ConfigReader). `unknownKeys` lists keys this implementation does not use. `where` names the
+ * file in errors.
+ */
+export function resolveLlamaConfig(json: LlamaConfigJson, where = "Llama config"): { config: LlamaConfig; unknownKeys: string[] } {
+  const r = new T.ConfigReader(json, where);
+  r.ignore(...T.BOOKKEEPING_KEYS, ...IGNORED_KEYS);
+  if (r.has("model_type")) r.string("model_type", "llama", ["llama"]);
+  const hiddenSize = r.int("hidden_size", undefined, { max: L.width });
+  const numAttentionHeads = r.int("num_attention_heads", undefined, { max: L.heads });
+  const numKeyValueHeads = r.int("num_key_value_heads", numAttentionHeads, { max: L.heads }); // null or absent: multi-head attention
   if (numAttentionHeads % numKeyValueHeads !== 0)
-    problems.push(`num_attention_heads (${numAttentionHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`);
-  const headDim = positiveInt("head_dim", Math.floor(hiddenSize / numAttentionHeads));
-  if (json.hidden_act !== undefined && json.hidden_act !== "silu") problems.push(`hidden_act '${json.hidden_act}' is not supported (only 'silu')`);
+    r.fail(`num_attention_heads (${numAttentionHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`);
+  const headDim = r.int("head_dim", Math.max(1, Math.floor(hiddenSize / numAttentionHeads)), { max: L.headDim });
+  if (headDim % 2) r.fail(`head_dim = ${headDim} must be even (rotary embeddings rotate pairs)`);
+  r.string("hidden_act", "silu", ["silu"]);
 
-  const rope = json.rope_parameters ?? json.rope_scaling ?? null;
-  const ropeTheta = json.rope_theta ?? rope?.rope_theta ?? 10000;
-  if (!(typeof ropeTheta === "number" && ropeTheta > 0)) problems.push(`rope_theta must be a positive number (got ${ropeTheta})`);
-  const ropeType = rope?.rope_type ?? rope?.type ?? "default";
+  // transformers 5 writes rope_parameters; published checkpoints carry rope_theta + rope_scaling.
+  // Both may appear only when they agree: one of them would otherwise be silently ignored.
+  const rp = r.object("rope_parameters");
+  const rs = r.object("rope_scaling");
+  if (rp && rs && JSON.stringify(json.rope_parameters) !== JSON.stringify(json.rope_scaling))
+    r.fail("rope_scaling and rope_parameters are both given and differ: keep one (rope_parameters in transformers 5)");
+  const rope = rp ?? rs;
+  const ropeTheta =
+    r.has("rope_theta") || !rope?.has("rope_theta") ? r.number("rope_theta", 10000, { gt: 0 }) : rope.number("rope_theta", undefined, { gt: 0 });
+  if (rope?.has("rope_theta") && r.has("rope_theta") && rope.raw("rope_theta") !== json.rope_theta)
+    r.fail(`rope_theta (${json.rope_theta}) and ${rp ? "rope_parameters" : "rope_scaling"}.rope_theta (${String(rope.raw("rope_theta"))}) differ`);
+  const ropeType = rope ? rope.string("rope_type", (rope.raw("type") as string | undefined) ?? "default") : "default"; // `type`: older spelling
   let ropeScaling: RopeScaling = { type: "default" };
-  if (ropeType === "llama3") {
-    const r = rope!;
-    for (const k of ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"] as const)
-      if (typeof r[k] !== "number") problems.push(`rope_scaling of type llama3 needs a numeric ${k}`);
-    if (r.high_freq_factor === r.low_freq_factor) problems.push("rope_scaling: high_freq_factor must differ from low_freq_factor");
-    ropeScaling = {
-      type: "llama3",
-      factor: r.factor ?? 1,
-      lowFreqFactor: r.low_freq_factor ?? 1,
-      highFreqFactor: r.high_freq_factor ?? 4,
-      originalMaxPositionEmbeddings: r.original_max_position_embeddings ?? 8192,
-    };
-  } else if (ropeType !== "default") {
-    problems.push(`rope type '${ropeType}' is not supported (only 'default' and 'llama3')`);
-  }
+  if (ropeType === "llama3" && rope) {
+    const factor = rope.number("factor", undefined, { gt: 0 });
+    const lowFreqFactor = rope.number("low_freq_factor", undefined, { gt: 0 });
+    const highFreqFactor = rope.number("high_freq_factor", undefined, { gt: 0 });
+    const originalMaxPositionEmbeddings = rope.int("original_max_position_embeddings", undefined, { max: L.positions });
+    if (highFreqFactor === lowFreqFactor) r.fail("rope_scaling: high_freq_factor must differ from low_freq_factor");
+    ropeScaling = { type: "llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings };
+  } else if (ropeType !== "default") r.fail(`rope type '${ropeType}' is not supported (only 'default' and 'llama3')`);
+  const ropeUnread = [...(rp?.unreadKeys() ?? []), ...(rs?.unreadKeys() ?? [])];
+  if (ropeUnread.length) r.fail(`unsupported rope settings: ${ropeUnread.join(", ")}`);
 
-  const eos = json.eos_token_id;
+  const eos = r.raw("eos_token_id");
   const eosTokenIds = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
-  if (!eosTokenIds.every((x) => Number.isInteger(x) && x >= 0)) problems.push(`eos_token_id must be an integer or a list of integers (got ${JSON.stringify(eos)})`);
+  const vocabSize = r.int("vocab_size", undefined, { max: L.vocab });
+  if (!eosTokenIds.every((x) => Number.isSafeInteger(x) && x >= 0 && x < vocabSize))
+    r.fail(`eos_token_id must be an integer or a list of integers inside the vocabulary (0 to ${vocabSize - 1}), got ${JSON.stringify(eos)}`);
+  const tokenId = (key: string): number | null => r.intOrNull(key, { min: 0, max: vocabSize - 1 });
 
   const config: LlamaConfig = {
-    vocabSize: positiveInt("vocab_size"),
+    vocabSize,
     hiddenSize,
-    intermediateSize: positiveInt("intermediate_size"),
-    numHiddenLayers: positiveInt("num_hidden_layers"),
+    intermediateSize: r.int("intermediate_size", undefined, { max: 4 * L.width }),
+    numHiddenLayers: r.int("num_hidden_layers", undefined, { max: L.layers }),
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
-    maxPositionEmbeddings: positiveInt("max_position_embeddings", 2048),
-    rmsNormEps: json.rms_norm_eps ?? 1e-6,
+    maxPositionEmbeddings: r.int("max_position_embeddings", 2048, { max: L.positions }),
+    rmsNormEps: r.number("rms_norm_eps", 1e-6, { gt: 0, max: 1 }),
     ropeTheta,
     ropeScaling,
-    tieWordEmbeddings: json.tie_word_embeddings ?? false,
-    attentionBias: json.attention_bias ?? false,
-    mlpBias: json.mlp_bias ?? false,
-    bosTokenId: json.bos_token_id ?? null,
-    eosTokenIds,
-    padTokenId: json.pad_token_id ?? null,
+    tieWordEmbeddings: r.bool("tie_word_embeddings", false),
+    attentionBias: r.bool("attention_bias", false),
+    mlpBias: r.bool("mlp_bias", false),
+    bosTokenId: tokenId("bos_token_id"),
+    eosTokenIds: eosTokenIds as number[],
+    padTokenId: tokenId("pad_token_id"),
   };
-  if (problems.length) throw new LlamaConfigError(`invalid Llama config: ${problems.join("; ")}`);
-  return { config, unknownKeys: Object.keys(json).filter((k) => !KNOWN_KEYS.has(k)) };
+  if (r.problems.length) throw new LlamaConfigError(r.problems, where);
+  return { config, unknownKeys: r.unreadKeys() };
 }
 
 /** Llama-3.1-8B-Instruct (meta-llama/Llama-3.1-8B-Instruct, config.json). */

@@ -8,6 +8,7 @@ import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
 import { LlamaForCausalLM, type ModelOptions } from "./model.js";
 import { AutoTokenizer } from "./tokenizer.js";
+import { withTiedLmHead } from "./weights.js";
 
 export class GGUFError extends Error {
   override name = "GGUFError";
@@ -27,7 +28,27 @@ const GGML_TYPES: Record<number, [string, number, number]> = {
   8: ["Q8_0", 32, 34],
   30: ["BF16", 1, 2],
 };
-const GGML_TYPE_NAMES: Record<number, string> = { 6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K" };
+/** Every other ggml type whose layout is known (ggml.c's type_traits): sizes are checked, data is not read. */
+const GGML_OTHER_TYPES: Record<number, [string, number, number]> = {
+  6: ["Q5_0", 32, 22],
+  7: ["Q5_1", 32, 24],
+  9: ["Q8_1", 32, 36],
+  10: ["Q2_K", 256, 84],
+  11: ["Q3_K", 256, 110],
+  12: ["Q4_K", 256, 144],
+  13: ["Q5_K", 256, 176],
+  14: ["Q6_K", 256, 210],
+  15: ["Q8_K", 256, 292],
+  24: ["I8", 1, 1],
+  25: ["I16", 1, 2],
+  26: ["I32", 1, 4],
+  27: ["I64", 1, 8],
+  28: ["F64", 1, 8],
+};
+const GGML_TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GGML_OTHER_TYPES).map(([k, v]) => [k, v[0]]));
+/** llama.cpp's limits: GGML_MAX_DIMS and GGML_MAX_NAME (names are shorter than 64 bytes). */
+const GGML_MAX_DIMS = 4;
+const GGML_MAX_NAME = 64;
 
 export type GGUFValue = number | bigint | boolean | string | GGUFValue[];
 
@@ -124,8 +145,19 @@ export interface GGUFFile {
   tensors: Map<string, GGUFTensorInfo>;
 }
 
-/** Reads the header, metadata and tensor directory of a GGUF file (no tensor data). */
+/**
+ * Reads the header, metadata and tensor directory of a GGUF file (no tensor data), checking what
+ * llama.cpp's loader checks: known value and tensor types, no arrays of arrays, unique keys and
+ * tensor names shorter than 64 bytes, at most 4 dimensions, element counts that fit, an alignment
+ * that is a power of two, each tensor at the running aligned offset with its byte size from its
+ * type and shape, all inside the file.
+ */
 export function readGGUF(path: string): GGUFFile {
+  try {
+    T.checkedFile(path, "GGUF");
+  } catch (e) {
+    throw new GGUFError((e as Error).message);
+  }
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -141,7 +173,8 @@ export function readGGUF(path: string): GGUFFile {
     const tensorCount = c.count("tensor count");
     const kvCount = c.count("metadata count");
     const metadata = new Map<string, GGUFValue>();
-    const readValue = (type: number): GGUFValue => {
+    const types = new Map<string, number>();
+    const scalar = (type: number): GGUFValue => {
       switch (type) {
         case ValueType.UINT8: return c.u8();
         case ValueType.INT8: return c.i8();
@@ -150,50 +183,80 @@ export function readGGUF(path: string): GGUFFile {
         case ValueType.UINT32: return c.u32();
         case ValueType.INT32: return c.i32();
         case ValueType.FLOAT32: return c.f32();
-        case ValueType.BOOL: return c.u8() !== 0;
+        case ValueType.BOOL: {
+          const b = c.u8();
+          if (b > 1) throw new GGUFError(`${path}: invalid boolean value ${b} at byte ${c.pos - 1}`);
+          return b === 1;
+        }
         case ValueType.STRING: return c.string();
         case ValueType.UINT64: return c.u64();
         case ValueType.INT64: return c.i64();
         case ValueType.FLOAT64: return c.f64();
-        case ValueType.ARRAY: {
-          const itemType = c.u32();
-          const n = c.count("array length");
-          const out: GGUFValue[] = new Array(n);
-          for (let i = 0; i < n; i++) out[i] = readValue(itemType);
-          return out;
-        }
         default:
           throw new GGUFError(`${path}: unknown metadata value type ${type} at byte ${c.pos}`);
       }
     };
+    const readValue = (type: number, key: string): GGUFValue => {
+      if (type !== ValueType.ARRAY) return scalar(type);
+      const itemType = c.u32();
+      if (itemType === ValueType.ARRAY) throw new GGUFError(`${path}: metadata '${key}' is an array of arrays, which GGUF readers do not support`);
+      const n = c.count("array length");
+      const out: GGUFValue[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = scalar(itemType);
+      return out;
+    };
     for (let i = 0; i < kvCount; i++) {
       const key = c.string();
-      metadata.set(key, readValue(c.u32()));
+      if (metadata.has(key)) throw new GGUFError(`${path}: metadata key '${key.slice(0, 80)}' appears twice`);
+      const type = c.u32();
+      types.set(key, type);
+      metadata.set(key, readValue(type, key));
     }
-    const infos: Omit<GGUFTensorInfo, "offset">[] = [];
+    const infos: (Omit<GGUFTensorInfo, "offset"> & { bytes: number })[] = [];
     const relative: number[] = [];
+    const names = new Set<string>();
     for (let i = 0; i < tensorCount; i++) {
       const name = c.string();
+      if (Buffer.byteLength(name) >= GGML_MAX_NAME) throw new GGUFError(`${path}: tensor name '${name.slice(0, 80)}' is ${Buffer.byteLength(name)} bytes (at most ${GGML_MAX_NAME - 1})`);
+      if (names.has(name)) throw new GGUFError(`${path}: tensor '${name}' appears twice`);
+      names.add(name);
       const nDims = c.u32();
-      if (nDims > 8) throw new GGUFError(`${path}: tensor '${name}' has ${nDims} dimensions`);
+      if (nDims > GGML_MAX_DIMS) throw new GGUFError(`${path}: tensor '${name}' has ${nDims} dimensions (at most ${GGML_MAX_DIMS})`);
       const dims: number[] = [];
-      for (let d = 0; d < nDims; d++) dims.push(c.count("dimension"));
+      let numel = 1;
+      for (let d = 0; d < nDims; d++) {
+        const v = c.u64();
+        numel *= Number(v);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER) || !Number.isSafeInteger(numel))
+          throw new GGUFError(`${path}: tensor '${name}' has an element count that overflows (dimension ${v})`);
+        dims.push(Number(v));
+      }
       const type = c.u32();
+      const spec = GGML_TYPES[type] ?? GGML_OTHER_TYPES[type];
+      if (!spec) throw new GGUFError(`${path}: tensor '${name}' has unknown ggml type ${type}`);
+      if ((dims[0] ?? 1) % spec[1] !== 0)
+        throw new GGUFError(`${path}: tensor '${name}' has a first dimension ${dims[0]} that is not a multiple of the ${spec[0]} block size ${spec[1]}`);
       relative.push(c.count("tensor offset"));
-      infos.push({ name, shape: dims.reverse(), type });
+      infos.push({ name, shape: dims.reverse(), type, bytes: (numel / spec[1]) * spec[2] });
     }
-    const alignment = Number(metadata.get("general.alignment") ?? 32);
+    let alignment = 32;
+    if (metadata.has("general.alignment")) {
+      const a = metadata.get("general.alignment");
+      if (types.get("general.alignment") !== ValueType.UINT32 || typeof a !== "number" || a === 0 || (a & (a - 1)) !== 0)
+        throw new GGUFError(`${path}: general.alignment must be a non-zero power of two stored as uint32 (got ${String(a)})`);
+      alignment = a;
+    }
     const dataStart = Math.ceil(c.pos / alignment) * alignment;
     const tensors = new Map<string, GGUFTensorInfo>();
+    let expected = 0;
     infos.forEach((info, i) => {
-      const offset = dataStart + relative[i]!;
-      const spec = GGML_TYPES[info.type];
-      if (spec) {
-        const numel = info.shape.reduce((a, b) => a * b, 1);
-        const bytes = (numel / spec[1]) * spec[2];
-        if (offset + bytes > size) throw new GGUFError(`${path}: tensor '${info.name}' runs past the end of the file (truncated?)`);
-      }
-      tensors.set(info.name, { ...info, offset });
+      const rel = relative[i]!;
+      if (rel !== expected)
+        throw new GGUFError(`${path}: tensor '${info.name}' has offset ${rel}, expected ${expected} (tensors must follow each other, each aligned to ${alignment} bytes)`);
+      const offset = dataStart + rel;
+      if (offset + info.bytes > size) throw new GGUFError(`${path}: tensor '${info.name}' runs past the end of the file (truncated?)`);
+      expected += Math.ceil(info.bytes / alignment) * alignment;
+      tensors.set(info.name, { name: info.name, shape: info.shape, type: info.type, offset });
     });
     return { path, version, metadata, tensors };
   } finally {
@@ -320,15 +383,31 @@ export function ggufConfig(file: GGUFFile): LlamaConfigJson {
       if (fallback === undefined) throw new GGUFError(`${file.path}: metadata llama.${key} is missing`);
       return fallback;
     }
+    if (typeof v !== "number" && typeof v !== "bigint") throw new GGUFError(`${file.path}: metadata llama.${key} must be a number (got ${typeof v})`);
     return Number(v);
   };
   const tokens = md.get("tokenizer.ggml.tokens");
+  if (tokens === undefined) throw new GGUFError(`${file.path}: metadata tokenizer.ggml.tokens (the token list) is missing`);
+  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === "string"))
+    throw new GGUFError(`${file.path}: metadata tokenizer.ggml.tokens must be an array of strings`);
+  const vocabSize = num("vocab_size", tokens.length);
+  if (tokens.length !== vocabSize)
+    throw new GGUFError(`${file.path}: the token list holds ${tokens.length} tokens but llama.vocab_size is ${vocabSize}`);
   const heads = num("attention.head_count");
   const hidden = num("embedding_length");
-  const ids = (key: string) => (md.has(key) ? Number(md.get(key)) : null);
+  const ids = (key: string): number | null => {
+    if (!md.has(key)) return null;
+    const v = md.get(key);
+    const id = typeof v === "number" || typeof v === "bigint" ? Number(v) : Number.NaN;
+    if (!Number.isSafeInteger(id) || id < 0 || id >= tokens.length)
+      throw new GGUFError(`${file.path}: metadata ${key} = ${String(v)} is not a token id of the ${tokens.length}-token vocabulary`);
+    return id;
+  };
+  const eps = num("attention.layer_norm_rms_epsilon", 1e-5);
+  if (!(eps > 0) || !Number.isFinite(eps)) throw new GGUFError(`${file.path}: metadata llama.attention.layer_norm_rms_epsilon = ${eps} must be a positive finite number`);
   return {
     model_type: "llama",
-    vocab_size: num("vocab_size", Array.isArray(tokens) ? tokens.length : undefined),
+    vocab_size: vocabSize,
     hidden_size: hidden,
     intermediate_size: num("feed_forward_length"),
     num_hidden_layers: num("block_count"),
@@ -336,7 +415,7 @@ export function ggufConfig(file: GGUFFile): LlamaConfigJson {
     num_key_value_heads: num("attention.head_count_kv", heads),
     head_dim: num("attention.key_length", num("rope.dimension_count", hidden / heads)),
     max_position_embeddings: num("context_length"),
-    rms_norm_eps: num("attention.layer_norm_rms_epsilon", 1e-5),
+    rms_norm_eps: eps,
     rope_theta: num("rope.freq_base", 10000),
     tie_word_embeddings: !file.tensors.has("output.weight"),
     bos_token_id: ids("tokenizer.ggml.bos_token_id"),
@@ -401,7 +480,8 @@ export function ggufTokenizer(file: GGUFFile): AutoTokenizer {
   const tokenAt = (key: string) => (md.has(key) ? tokens[Number(md.get(key))] : undefined);
   const config: Record<string, unknown> = { bos_token: tokenAt("tokenizer.ggml.bos_token_id"), eos_token: tokenAt("tokenizer.ggml.eos_token_id"), unk_token: tokenAt("tokenizer.ggml.unknown_token_id"), pad_token: tokenAt("tokenizer.ggml.padding_token_id") };
   const template = md.get("tokenizer.chat_template");
-  return AutoTokenizer.fromObjects(json, config, typeof template === "string" ? template : null);
+  if (template !== undefined && typeof template !== "string") throw new GGUFError(`${file.path}: metadata tokenizer.chat_template must be a string`);
+  return AutoTokenizer.fromObjects(json, config, template ?? null, `${file.path} (tokenizer.chat_template)`);
 }
 
 /**
@@ -411,33 +491,28 @@ export function ggufTokenizer(file: GGUFFile): AutoTokenizer {
 export function loadGGUF(path: string, options: ModelOptions = {}): { model: LlamaForCausalLM; tokenizer: AutoTokenizer; config: LlamaConfigJson } {
   const file = readGGUF(path);
   const json = ggufConfig(file);
-  const { config } = resolveLlamaConfig(json);
-  const device = options.device ?? "cpu";
-  const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
-  const model = new LlamaForCausalLM(config, { dtype, device: "meta" });
-  const params = new Map(model.namedParameters());
-  const seen = new Set<string>();
+  const what = `${path} (GGUF metadata)`;
+  const { config } = resolveLlamaConfig(json, what);
+  const tokenizer = ggufTokenizer(file);
+  // A lazy state dict under Hugging Face keys: each tensor is dequantized (and q/k un-permuted) when loaded.
+  const byKey = new Map<string, GGUFTensorInfo>();
   for (const info of file.tensors.values()) {
     const key = hfKey(info.name);
     if (key === null) throw new GGUFError(`${path}: unexpected tensor '${info.name}' for a llama model`);
-    const p = params.get(key);
-    if (!p) throw new GGUFError(`${path}: tensor '${info.name}' (${key}) has no place in the model`);
-    let t = readTensor(file, info);
-    if (key.endsWith("q_proj.weight") || key.endsWith("k_proj.weight")) {
-      const fixed = unpermuteRotary(t, key.endsWith("q_proj.weight") ? config.numAttentionHeads : config.numKeyValueHeads);
-      t.dispose();
-      t = fixed;
-    }
-    const expected = p.shape;
-    if (t.shape.join() !== expected.join()) throw new GGUFError(`${path}: '${info.name}' has shape [${t.shape}] but ${key} needs [${expected}]`);
-    const cast = t.to({ dtype, device });
-    p._assign(cast);
-    if (cast !== t) cast.dispose();
-    t.dispose();
-    seen.add(key);
+    byKey.set(key, info);
   }
-  const missing = [...params.keys()].filter((k) => !seen.has(k));
-  if (missing.length) throw new GGUFError(`${path}: missing tensors for ${missing.join(", ")}`);
-  model.model.rotary_emb.to(device);
-  return { model: model.eval(), tokenizer: ggufTokenizer(file), config: json };
+  const weights = {
+    keys: () => byKey.keys(),
+    shapeOf: (k: string) => byKey.get(k)!.shape.slice(),
+    get: (k: string) => {
+      const t = readTensor(file, byKey.get(k)!);
+      if (!k.endsWith("q_proj.weight") && !k.endsWith("k_proj.weight")) return t;
+      const fixed = unpermuteRotary(t, k.endsWith("q_proj.weight") ? config.numAttentionHeads : config.numKeyValueHeads);
+      t.dispose();
+      return fixed;
+    },
+  };
+  const model = T.loadPretrained({ what, weights: withTiedLmHead(weights, config.tieWordEmbeddings), options, build: (o) => new LlamaForCausalLM(config, o) });
+  model.model.rotary_emb.to(T.resolveLoadOptions(options).device);
+  return { model, tokenizer, config: json };
 }

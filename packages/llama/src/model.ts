@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
+import { withTiedLmHead } from "./weights.js";
 import type { StaticCache } from "./cache.js";
 import { decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, type StreamChunk } from "./generate.js";
 
@@ -336,29 +337,14 @@ export class LlamaForCausalLM extends Module {
    * memory is about one copy of the model. dtype defaults to bfloat16 on CUDA, float32 on CPU.
    */
   static fromPretrained(dir: string, options: ModelOptions = {}): LlamaForCausalLM {
-    const device = options.device ?? "cpu";
-    const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
-    const configPath = join(dir, "config.json");
-    if (!existsSync(configPath)) throw new Error(`${dir}: no config.json; expected a Hugging Face model folder`);
-    let json: LlamaConfigJson;
-    try {
-      json = JSON.parse(readFileSync(configPath, "utf8"));
-    } catch (e) {
-      throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
-    }
-    const { config, unknownKeys } = resolveLlamaConfig(json);
-    const model = new LlamaForCausalLM(config, { dtype, device: "meta" });
+    const { json, path } = T.readConfigJson(dir, "Hugging Face model");
+    const { config, unknownKeys } = resolveLlamaConfig(json as LlamaConfigJson, path);
+    const reader = T.openWeights(dir);
+    const weights = withTiedLmHead(reader, config.tieWordEmbeddings);
+    const model = T.loadPretrained({ what: path, weights, options, build: (o) => new LlamaForCausalLM(config, o) });
     model.unknownConfigKeys = unknownKeys;
-    const reader = T.loadSafetensors(dir);
-    // A tied lm_head is the embedding itself: save_pretrained omits its key, some checkpoints keep it.
-    const alias = config.tieWordEmbeddings && !reader.has("lm_head.weight");
-    const source = (k: string) => (alias && k === "lm_head.weight" ? "model.embed_tokens.weight" : k);
-    model.loadStateDict(
-      { keys: () => (alias ? [...reader.keys(), "lm_head.weight"] : reader.keys()), get: (k) => reader.get(source(k)), shapeOf: (k) => reader.shapeOf(source(k)) },
-      { assign: true, dtype, device },
-    );
-    model.model.rotary_emb.to(device);
-    return model.eval();
+    model.model.rotary_emb.to(T.resolveLoadOptions(options).device);
+    return model;
   }
 
   /** Greedy or sampled generation; see GenerateOptions. Returns ids (B, T + n) for an inputIds prompt. */

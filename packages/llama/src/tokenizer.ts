@@ -1,9 +1,10 @@
 // Tokenizer for Hugging Face model folders: `tokenizer.json` run by @huggingface/tokenizers, chat
 // templates rendered by @huggingface/jinja from the model's own template (tokenizer_config.json's
 // `chat_template`, or `chat_template.jinja` as newer transformers releases save it).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Template } from "@huggingface/jinja";
+import * as T from "@pisces/tensor-cuda";
+import { ChatTemplate, DEFAULT_CHAT_TEMPLATE_LIMITS } from "./chat-template.js";
 import { Tokenizer } from "@huggingface/tokenizers";
 
 export interface ChatMessage {
@@ -30,12 +31,13 @@ interface TokenizerJson {
 
 const SPECIAL_KEYS = ["bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"] as const;
 
-function readJson<T>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as T;
-  } catch (e) {
-    throw new Error(`${path}: cannot read JSON (${(e as Error).message})`);
-  }
+/** tokenizer.json files of large vocabularies run to tens of MB (Llama 3's is 9 MB). */
+const MAX_TOKENIZER_JSON_BYTES = 256 * 1024 * 1024;
+
+function readJson<T>(path: string, what: string): T {
+  const json = T.readJsonFile(path, what, MAX_TOKENIZER_JSON_BYTES);
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new T.ConfigError([`the ${what} must be a JSON object`], path);
+  return json as T;
 }
 
 function tokenString(v: unknown): string | undefined {
@@ -46,34 +48,61 @@ function tokenString(v: unknown): string | undefined {
 
 export class AutoTokenizer {
   private tokenizer: Tokenizer;
-  private readonly template: Template | null;
+  private readonly template: ChatTemplate | null;
 
   private constructor(
     private json: TokenizerJson,
     private readonly config: Record<string, unknown>,
     readonly chatTemplate: string | null,
+    templateOrigin = "chat template",
   ) {
-    this.tokenizer = new Tokenizer(json, config);
-    this.template = chatTemplate ? new Template(chatTemplate) : null;
+    if (!json || typeof json !== "object" || !json.model || typeof json.model !== "object")
+      throw new T.ConfigError(["tokenizer.json has no model object (not a fast-tokenizer file?)"], templateOrigin);
+    try {
+      this.tokenizer = new Tokenizer(json, config);
+    } catch (e) {
+      throw new T.ConfigError([`the tokenizer cannot be built (${(e as Error).message})`], templateOrigin);
+    }
+    this.template = chatTemplate !== null && chatTemplate !== undefined ? new ChatTemplate(chatTemplate, templateOrigin) : null;
   }
 
   /** Loads `tokenizer.json` (+ `tokenizer_config.json`, chat template) from a model folder. */
   static fromPretrained(dir: string): AutoTokenizer {
     const path = join(dir, "tokenizer.json");
     if (!existsSync(path)) throw new Error(`${dir}: no tokenizer.json (only fast-tokenizer folders are supported)`);
-    const json = readJson<TokenizerJson>(path);
+    const json = readJson<TokenizerJson>(path, "tokenizer.json");
     const configPath = join(dir, "tokenizer_config.json");
-    const config = existsSync(configPath) ? readJson<Record<string, unknown>>(configPath) : {};
+    const config = existsSync(configPath) ? readJson<Record<string, unknown>>(configPath, "tokenizer config") : {};
     let template: string | null = null;
-    if (typeof config.chat_template === "string") template = config.chat_template;
-    else if (existsSync(join(dir, "chat_template.jinja"))) template = readFileSync(join(dir, "chat_template.jinja"), "utf8");
-    else if (existsSync(join(dir, "chat_template.json"))) template = readJson<{ chat_template?: string }>(join(dir, "chat_template.json")).chat_template ?? null;
-    return new AutoTokenizer(json, config, template);
+    let origin = configPath;
+    const jinjaPath = join(dir, "chat_template.jinja");
+    const templateJson = join(dir, "chat_template.json");
+    if (config.chat_template !== undefined && config.chat_template !== null) {
+      if (typeof config.chat_template !== "string")
+        throw new T.ConfigError(["chat_template must be a string (lists of named templates are not supported)"], configPath);
+      template = config.chat_template;
+    } else if (existsSync(jinjaPath)) {
+      T.checkedFile(jinjaPath, "chat template");
+      if (statSync(jinjaPath).size > DEFAULT_CHAT_TEMPLATE_LIMITS.maxOutputLength) throw new T.ConfigError(["the chat template file is too large"], jinjaPath);
+      template = readFileSync(jinjaPath, "utf8");
+      origin = jinjaPath;
+    } else if (existsSync(templateJson)) {
+      const t = readJson<{ chat_template?: unknown }>(templateJson, "chat template").chat_template;
+      if (t !== undefined && typeof t !== "string") throw new T.ConfigError(["chat_template must be a string"], templateJson);
+      template = (t as string | undefined) ?? null;
+      origin = templateJson;
+    }
+    return new AutoTokenizer(json, config, template, origin);
   }
 
   /** From in-memory tokenizer.json / tokenizer_config.json objects (e.g. read from a GGUF file). */
-  static fromObjects(tokenizerJson: object, tokenizerConfig: Record<string, unknown> = {}, chatTemplate: string | null = null): AutoTokenizer {
-    return new AutoTokenizer(tokenizerJson as TokenizerJson, tokenizerConfig, chatTemplate ?? (tokenizerConfig.chat_template as string | undefined) ?? null);
+  static fromObjects(
+    tokenizerJson: object,
+    tokenizerConfig: Record<string, unknown> = {},
+    chatTemplate: string | null = null,
+    origin = "chat template",
+  ): AutoTokenizer {
+    return new AutoTokenizer(tokenizerJson as TokenizerJson, tokenizerConfig, chatTemplate ?? (tokenizerConfig.chat_template as string | undefined) ?? null, origin);
   }
 
   /** Token ids of `text`; special tokens (e.g. BOS) are added as the post-processor says, unless disabled. */
@@ -150,7 +179,7 @@ export class AutoTokenizer {
       ...options.extra,
       messages,
       add_generation_prompt: options.addGenerationPrompt ?? false,
-    }); // @huggingface/jinja provides raise_exception itself
+    }); // rendered with limits (chat-template.ts)
     // The template already wrote BOS and the other special tokens: do not add them again.
     return options.tokenize ? this.encode(text, { addSpecialTokens: false }) : text;
   }

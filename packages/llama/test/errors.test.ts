@@ -35,7 +35,7 @@ describe("errors", () => {
   it("names a missing weight file", () => {
     const dir = copyModel("gqa");
     rmSync(join(dir, "model.safetensors"));
-    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/neither model.safetensors nor model.safetensors.index.json/);
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/no weights: expected model.safetensors.index.json or model.safetensors/);
     rmSync(join(dir, "config.json"));
     expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/no config.json/);
   });

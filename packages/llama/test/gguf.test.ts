@@ -76,6 +76,6 @@ describe("GGUF: SmolLM2-135M-Instruct Q4_1", () => {
     writeFileSync(bad, Buffer.from("definitely not a gguf file, just text"));
     expect(() => readGGUF(bad)).toThrow(GGUFError);
     expect(() => readGGUF(bad)).toThrow(/no 'GGUF' magic/);
-    expect(() => readGGUF(join(dir, "missing.gguf"))).toThrow(/cannot open/);
+    expect(() => readGGUF(join(dir, "missing.gguf"))).toThrow(/missing.gguf: no such GGUF file/);
   });
 });
