@@ -84,7 +84,10 @@ export class SdxlDecoder {
     const unet = UNet2DConditionModel.fromPretrained(join(dir, "unet"), options);
     // SDXL's VAE overflows in float16: keep it in float32 unless told otherwise
     const vae = AutoencoderKL.fromPretrained(join(dir, "vae"), { device: options.device, dtype: options.vaeDtype ?? "float32" });
-    return new SdxlDecoder(unet, vae, schedulerFromConfig(JSON.parse(readFileSync(schedulerPath, "utf8")) as SchedulerConfigJson));
+    const schedulerJson = T.readJsonFile(schedulerPath, "scheduler config");
+    if (schedulerJson === null || typeof schedulerJson !== "object" || Array.isArray(schedulerJson))
+      throw new DecoderError(`${schedulerPath}: the scheduler config must be a JSON object`);
+    return new SdxlDecoder(unet, vae, schedulerFromConfig(schedulerJson as SchedulerConfigJson));
   }
 
   private check(cond: Tensor, o: DecodeOptions): { height: number; width: number; steps: number; guidance: number } {

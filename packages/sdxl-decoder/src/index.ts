@@ -13,14 +13,18 @@ export {
   type TimestepSpacing,
 } from "./schedulers/scheduler.js";
 export {
-  AutoencoderKL,
   type AutoencoderKLConfig,
   type AutoencoderKLConfigJson,
-  DiagonalGaussian,
   resolveAutoencoderKLConfig,
+  resolveUNetConfig,
+  sdxlBaseUNet,
   sdxlVae,
+  type UNetConfig,
+  UNetConfigError,
+  type UNetConfigJson,
   VaeConfigError,
-} from "./vae.js";
-export { resolveUNetConfig, sdxlBaseUNet, timestepEmbedding, UNet2DConditionModel, type UNetConfig, UNetConfigError, type UNetConfigJson, type UNetInput } from "./unet.js";
+} from "./config.js";
+export { AutoencoderKL, DiagonalGaussian } from "./vae.js";
+export { timestepEmbedding, UNet2DConditionModel, type UNetInput } from "./unet.js";
 export { NoiseSchedule } from "./training.js";
 export { type DecodeOptions, DecoderError, type DecodeResult, type DecodeStep, schedulerFromConfig, SdxlDecoder, toPng } from "./decoder.js";

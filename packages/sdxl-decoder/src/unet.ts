@@ -4,7 +4,8 @@
 // block, up blocks fed by skip connections. Module paths equal diffusers' checkpoint keys
 // (`down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight`).
 import * as T from "@pisces/tensor-cuda";
-import { loadDiffusersWeights, readDiffusersConfig } from "./weights.js";
+import { resolveUNetConfig, type UNetConfig, type UNetConfigJson } from "./config.js";
+import { loadDiffusersModel, readDiffusersConfig } from "./weights.js";
 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, GroupNorm, Conv2d, LayerNorm } = T.nn;
@@ -15,124 +16,6 @@ export interface ModelOptions {
 }
 
 // ----- config ---------------------------------------------------------------------------------
-
-/** The fields of diffusers' UNet2DConditionModel config.json used here. */
-export interface UNetConfigJson {
-  in_channels?: number;
-  out_channels?: number;
-  down_block_types?: string[];
-  up_block_types?: string[];
-  block_out_channels?: number[];
-  layers_per_block?: number;
-  attention_head_dim?: number | number[];
-  num_attention_heads?: number | number[] | null;
-  cross_attention_dim?: number;
-  transformer_layers_per_block?: number | number[];
-  use_linear_projection?: boolean;
-  norm_num_groups?: number;
-  norm_eps?: number;
-  act_fn?: string;
-  flip_sin_to_cos?: boolean;
-  freq_shift?: number;
-  addition_embed_type?: string | null;
-  addition_time_embed_dim?: number;
-  projection_class_embeddings_input_dim?: number;
-  [key: string]: unknown;
-}
-
-export interface UNetConfig {
-  readonly inChannels: number;
-  readonly outChannels: number;
-  readonly blockOutChannels: readonly number[];
-  /** Whether each down block (and its mirrored up block) has cross-attention. */
-  readonly crossAttention: readonly boolean[];
-  readonly layersPerBlock: number;
-  /** Heads per block: diffusers' SDXL configs name this `attention_head_dim`. */
-  readonly numHeads: readonly number[];
-  readonly transformerLayers: readonly number[];
-  readonly crossAttentionDim: number;
-  readonly useLinearProjection: boolean;
-  readonly normNumGroups: number;
-  readonly normEps: number;
-  readonly flipSinToCos: boolean;
-  readonly freqShift: number;
-  readonly textTime: { timeEmbedDim: number; inputDim: number } | null;
-}
-
-export class UNetConfigError extends Error {
-  override name = "UNetConfigError";
-}
-
-export function resolveUNetConfig(json: UNetConfigJson): UNetConfig {
-  const problems: string[] = [];
-  const blocks = json.block_out_channels ?? [320, 640, 1280, 1280];
-  const n = blocks.length;
-  const down = json.down_block_types ?? ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"];
-  const up = json.up_block_types ?? ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"];
-  if (down.length !== n || up.length !== n) problems.push("down_block_types, up_block_types and block_out_channels must have the same length");
-  const crossAttention = down.map((t) => {
-    if (t !== "CrossAttnDownBlock2D" && t !== "DownBlock2D") problems.push(`down block '${t}' is not supported (DownBlock2D, CrossAttnDownBlock2D)`);
-    return t === "CrossAttnDownBlock2D";
-  });
-  up.forEach((t, i) => {
-    const mirrored = crossAttention[n - 1 - i];
-    if (t !== (mirrored ? "CrossAttnUpBlock2D" : "UpBlock2D")) problems.push(`up block ${i} is '${t}' but mirrors a ${mirrored ? "cross-attention" : "plain"} down block`);
-  });
-  const perBlock = (v: number | number[] | null | undefined, fallback: number, what: string): number[] => {
-    const list = Array.isArray(v) ? v : new Array(n).fill(v ?? fallback);
-    if (list.length !== n) problems.push(`${what} must have one entry per block`);
-    return list;
-  };
-  // diffusers' SDXL configs put the number of heads in attention_head_dim (a known naming quirk)
-  const numHeads = perBlock(json.num_attention_heads ?? json.attention_head_dim, 8, "attention_head_dim");
-  const transformerLayers = perBlock(json.transformer_layers_per_block, 1, "transformer_layers_per_block");
-  const groups = json.norm_num_groups ?? 32;
-  if (blocks.some((c) => c % groups)) problems.push(`block_out_channels must be divisible by norm_num_groups (${groups})`);
-  if (json.act_fn !== undefined && json.act_fn !== "silu") problems.push(`act_fn '${json.act_fn}' is not supported (silu)`);
-  const addition = json.addition_embed_type ?? null;
-  if (addition !== null && addition !== "text_time") problems.push(`addition_embed_type '${addition}' is not supported (text_time or none)`);
-  if (problems.length) throw new UNetConfigError(`invalid UNet config: ${problems.join("; ")}`);
-  return {
-    inChannels: json.in_channels ?? 4,
-    outChannels: json.out_channels ?? 4,
-    blockOutChannels: blocks,
-    crossAttention,
-    layersPerBlock: json.layers_per_block ?? 2,
-    numHeads,
-    transformerLayers,
-    crossAttentionDim: json.cross_attention_dim ?? 1280,
-    useLinearProjection: json.use_linear_projection ?? false,
-    normNumGroups: groups,
-    normEps: json.norm_eps ?? 1e-5,
-    flipSinToCos: json.flip_sin_to_cos ?? true,
-    freqShift: json.freq_shift ?? 0,
-    textTime: addition === "text_time" ? { timeEmbedDim: json.addition_time_embed_dim ?? 256, inputDim: json.projection_class_embeddings_input_dim ?? 2816 } : null,
-  };
-}
-
-/** stabilityai/stable-diffusion-xl-base-1.0 unet/config.json. */
-export function sdxlBaseUNet(): UNetConfigJson {
-  return {
-    in_channels: 4,
-    out_channels: 4,
-    down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    up_block_types: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    block_out_channels: [320, 640, 1280],
-    layers_per_block: 2,
-    attention_head_dim: [5, 10, 20],
-    cross_attention_dim: 2048,
-    transformer_layers_per_block: [1, 2, 10],
-    use_linear_projection: true,
-    addition_embed_type: "text_time",
-    addition_time_embed_dim: 256,
-    projection_class_embeddings_input_dim: 2816,
-    flip_sin_to_cos: true,
-    freq_shift: 0,
-    norm_num_groups: 32,
-    norm_eps: 1e-5,
-    act_fn: "silu",
-  };
-}
 
 // ----- embeddings -----------------------------------------------------------------------------
 
@@ -475,9 +358,8 @@ export class UNet2DConditionModel extends Module {
 
   /** Loads a diffusers `unet/` folder (config.json + diffusion_pytorch_model.safetensors, or shards), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): UNet2DConditionModel {
-    const config = resolveUNetConfig(readDiffusersConfig<UNetConfigJson>(dir, "UNet2DConditionModel"));
-    const device = options.device ?? "cpu";
-    const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
-    return loadDiffusersWeights(new UNet2DConditionModel(config, { dtype, device: "meta" }), dir, { dtype, device });
+    const { json, path } = readDiffusersConfig(dir, "UNet2DConditionModel");
+    const config = resolveUNetConfig(json as UNetConfigJson, path);
+    return loadDiffusersModel(dir, path, (o) => new UNet2DConditionModel(config, o), options);
   }
 }

@@ -3,7 +3,8 @@
 // Module paths equal diffusers' checkpoint keys (`decoder.up_blocks.0.resnets.1.conv2.weight`).
 // SDXL's VAE overflows in float16: keep it in float32 or bfloat16 unless the weights are fp16-fixed.
 import * as T from "@pisces/tensor-cuda";
-import { loadDiffusersWeights, readDiffusersConfig } from "./weights.js";
+import { type AutoencoderKLConfig, type AutoencoderKLConfigJson, resolveAutoencoderKLConfig } from "./config.js";
+import { loadDiffusersModel, readDiffusersConfig } from "./weights.js";
 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, GroupNorm, Conv2d } = T.nn;
@@ -11,81 +12,6 @@ const { Module, ModuleList, Linear, GroupNorm, Conv2d } = T.nn;
 export interface ModelOptions {
   dtype?: T.DType;
   device?: T.Device;
-}
-
-/** The fields of diffusers' AutoencoderKL config.json used here. */
-export interface AutoencoderKLConfigJson {
-  in_channels?: number;
-  out_channels?: number;
-  down_block_types?: string[];
-  up_block_types?: string[];
-  block_out_channels?: number[];
-  layers_per_block?: number;
-  act_fn?: string;
-  latent_channels?: number;
-  norm_num_groups?: number;
-  scaling_factor?: number;
-  use_quant_conv?: boolean;
-  use_post_quant_conv?: boolean;
-  mid_block_add_attention?: boolean;
-  [key: string]: unknown;
-}
-
-export interface AutoencoderKLConfig {
-  readonly inChannels: number;
-  readonly outChannels: number;
-  readonly blockOutChannels: readonly number[];
-  readonly layersPerBlock: number;
-  readonly latentChannels: number;
-  readonly normNumGroups: number;
-  readonly scalingFactor: number;
-  readonly useQuantConv: boolean;
-  readonly usePostQuantConv: boolean;
-  readonly midBlockAddAttention: boolean;
-}
-
-export class VaeConfigError extends Error {
-  override name = "VaeConfigError";
-}
-
-export function resolveAutoencoderKLConfig(json: AutoencoderKLConfigJson): AutoencoderKLConfig {
-  const problems: string[] = [];
-  if (json.act_fn !== undefined && json.act_fn !== "silu") problems.push(`act_fn '${json.act_fn}' is not supported (silu)`);
-  const blocks = json.block_out_channels ?? [64];
-  if ((json.down_block_types ?? []).some((t) => t !== "DownEncoderBlock2D")) problems.push("down_block_types must all be DownEncoderBlock2D");
-  if ((json.up_block_types ?? []).some((t) => t !== "UpDecoderBlock2D")) problems.push("up_block_types must all be UpDecoderBlock2D");
-  if (json.down_block_types && json.down_block_types.length !== blocks.length) problems.push("down_block_types and block_out_channels differ in length");
-  const groups = json.norm_num_groups ?? 32;
-  if (blocks.some((c) => c % groups !== 0)) problems.push(`every block_out_channels entry must be divisible by norm_num_groups (${groups})`);
-  if (problems.length) throw new VaeConfigError(`invalid AutoencoderKL config: ${problems.join("; ")}`);
-  return {
-    inChannels: json.in_channels ?? 3,
-    outChannels: json.out_channels ?? 3,
-    blockOutChannels: blocks,
-    layersPerBlock: json.layers_per_block ?? 1,
-    latentChannels: json.latent_channels ?? 4,
-    normNumGroups: groups,
-    scalingFactor: json.scaling_factor ?? 0.18215,
-    useQuantConv: json.use_quant_conv ?? true,
-    usePostQuantConv: json.use_post_quant_conv ?? true,
-    midBlockAddAttention: json.mid_block_add_attention ?? true,
-  };
-}
-
-/** stabilityai/stable-diffusion-xl-base-1.0 vae/config.json. */
-export function sdxlVae(): AutoencoderKLConfigJson {
-  return {
-    in_channels: 3,
-    out_channels: 3,
-    down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-    up_block_types: ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-    block_out_channels: [128, 256, 512, 512],
-    layers_per_block: 2,
-    act_fn: "silu",
-    latent_channels: 4,
-    norm_num_groups: 32,
-    scaling_factor: 0.13025,
-  };
 }
 
 const EPS = 1e-6; // resnet_eps and the attention group norm in diffusers' VAE blocks
@@ -316,9 +242,9 @@ export class AutoencoderKL extends Module {
 
   /** Loads a diffusers `vae/` folder (config.json + diffusion_pytorch_model.safetensors), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): AutoencoderKL {
-    const config = resolveAutoencoderKLConfig(readDiffusersConfig<AutoencoderKLConfigJson>(dir, "AutoencoderKL"));
-    const device = options.device ?? "cpu";
-    const dtype = options.dtype ?? "float32";
-    return loadDiffusersWeights(new AutoencoderKL(config, { dtype, device: "meta" }), dir, { dtype, device });
+    const { json, path } = readDiffusersConfig(dir, "AutoencoderKL");
+    const config = resolveAutoencoderKLConfig(json as AutoencoderKLConfigJson, path);
+    // float32 by default on every device: SDXL's VAE overflows in float16 (see the file header)
+    return loadDiffusersModel(dir, path, (o) => new AutoencoderKL(config, o), { dtype: options.dtype ?? "float32", device: options.device });
   }
 }

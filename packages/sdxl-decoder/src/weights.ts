@@ -1,23 +1,20 @@
 // Reading a diffusers component folder (config.json + diffusion_pytorch_model.safetensors, or its
-// shards) into a model built on the meta device. Pickled .bin weights are never read.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+// shards) through tensor-cuda's one loading path. Pickled .bin weights are never read. diffusers'
+// keys equal the module paths here, so there is no rename.
 import * as T from "@pisces/tensor-cuda";
 
-export function readDiffusersConfig<J>(dir: string, component: string): J {
-  const path = join(dir, "config.json");
-  if (!existsSync(path)) throw new Error(`${dir}: no config.json; expected a diffusers ${component} folder`);
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as J;
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+/** config.json of a diffusers component folder, checked (folder, file type, size, JSON). */
+export function readDiffusersConfig(dir: string, component: string): { json: unknown; path: string } {
+  return T.readConfigJson(dir, `diffusers ${component}`);
 }
 
-/** Streams the folder's weights into `model` (strict), converting to dtype and device. */
-export function loadDiffusersWeights<M extends T.nn.Module>(model: M, dir: string, options: { dtype: T.DType; device: T.Device }): M {
-  const file = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json"].map((f) => join(dir, f)).find(existsSync);
-  if (!file) throw new Error(`${dir}: no diffusion_pytorch_model.safetensors (pickled .bin weights are not read)`);
-  model.loadStateDict(T.loadSafetensors(file), { assign: true, ...options });
-  return model.eval();
+/** Builds the model on the meta device (within the checkpoint's tensor budget) and streams the folder's weights in, strictly. */
+export function loadDiffusersModel<M extends T.nn.Module>(
+  dir: string,
+  what: string,
+  build: (options: { dtype: T.DType; device: "meta" }) => M,
+  options: T.PretrainedOptions,
+): M {
+  const weights = T.openWeights(dir, ["diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors"]);
+  return T.loadPretrained({ what, weights, build, options });
 }

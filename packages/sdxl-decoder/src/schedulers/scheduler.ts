@@ -104,21 +104,22 @@ export interface TrainingSchedule {
 }
 
 export function trainingSchedule(config: SchedulerConfigJson, defaultSpacing: TimestepSpacing): TrainingSchedule {
-  const predictionType = config.prediction_type ?? "epsilon";
-  if (predictionType !== "epsilon" && predictionType !== "v_prediction")
-    throw new SchedulerConfigError(`prediction_type '${String(predictionType)}' is not supported (epsilon, v_prediction)`);
-  const numTrainTimesteps = config.num_train_timesteps ?? 1000;
+  // the shared fields, typed and bounded (a 1e9-step training schedule is a bad file, not a model)
+  const r = new T.ConfigReader(config, "scheduler config");
+  const predictionType = r.string<PredictionType>("prediction_type", "epsilon", ["epsilon", "v_prediction"]);
+  const numTrainTimesteps = r.int("num_train_timesteps", 1000, { min: 2, max: 100_000 });
+  const timestepSpacing = r.string<TimestepSpacing>("timestep_spacing", defaultSpacing, ["leading", "trailing", "linspace"]);
+  const stepsOffset = r.int("steps_offset", 0, { min: 0, max: numTrainTimesteps - 1 });
+  const betaStart = r.number("beta_start", 0.0001, { gt: 0, max: 1 });
+  const betaEnd = r.number("beta_end", 0.02, { gt: 0, max: 1 });
+  const betaSchedule = r.string<"linear" | "scaled_linear">("beta_schedule", "linear", ["linear", "scaled_linear"]);
+  if (r.problems.length) throw new SchedulerConfigError(`invalid scheduler config: ${r.problems.join("; ")}`);
   return {
     numTrainTimesteps,
     predictionType,
-    timestepSpacing: config.timestep_spacing ?? defaultSpacing,
-    stepsOffset: config.steps_offset ?? 0,
-    alphasCumprod: alphasCumprod({
-      num_train_timesteps: numTrainTimesteps,
-      beta_start: config.beta_start ?? 0.0001,
-      beta_end: config.beta_end ?? 0.02,
-      beta_schedule: config.beta_schedule ?? "linear",
-    }),
+    timestepSpacing,
+    stepsOffset,
+    alphasCumprod: alphasCumprod({ num_train_timesteps: numTrainTimesteps, beta_start: betaStart, beta_end: betaEnd, beta_schedule: betaSchedule }),
   };
 }
 
