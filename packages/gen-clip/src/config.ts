@@ -1,5 +1,7 @@
 // CLIP vision configuration: a type mirroring transformers' CLIPVisionConfig (config.json, or the
-// vision_config of a CLIPConfig), validated and resolved into a config without optionals.
+// vision_config of a CLIPConfig), validated through tensor-cuda's shared ConfigReader and
+// resolved into a config without optionals.
+import * as T from "@pisces/tensor-cuda";
 
 export interface ClipVisionConfigJson {
   hidden_size?: number;
@@ -29,37 +31,41 @@ export interface ClipVisionConfig {
   readonly layerNormEps: number;
 }
 
-export class ClipConfigError extends Error {
+/** A CLIP vision config.json is invalid; `problems` names each key. */
+export class ClipConfigError extends T.ConfigError {
   override name = "ClipConfigError";
 }
 
-/** Defaults are transformers' CLIPVisionConfig defaults (ViT-B/32). */
-export function resolveClipVisionConfig(json: ClipVisionConfigJson): ClipVisionConfig {
-  const problems: string[] = [];
-  const int = (key: keyof ClipVisionConfigJson, fallback: number): number => {
-    const v = json[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-      problems.push(`${String(key)} must be a positive integer (got ${JSON.stringify(v)})`);
-      return 1;
-    }
-    return v;
-  };
-  const act = (json.hidden_act ?? "quick_gelu") as ClipActivation;
-  if (!["quick_gelu", "gelu", "gelu_pytorch_tanh"].includes(act)) problems.push(`hidden_act '${act}' is not supported (quick_gelu, gelu, gelu_pytorch_tanh)`);
+const L = T.CONFIG_LIMITS;
+const ACTIVATIONS = ["quick_gelu", "gelu", "gelu_pytorch_tanh"] as const;
+
+/**
+ * Defaults are transformers' CLIPVisionConfig defaults (ViT-B/32). Accepts a CLIPVisionConfig
+ * (model_type "clip_vision_model") or a full CLIPConfig ("clip") whose `vision_config` is read;
+ * any other model_type (e.g. "bert") is refused. `where` names the file in errors.
+ */
+export function resolveClipVisionConfig(json: ClipVisionConfigJson & { vision_config?: unknown }, where = "CLIP vision config"): ClipVisionConfig {
+  const top = new T.ConfigReader(json, where);
+  top.ignore(...T.BOOKKEEPING_KEYS, "text_config", "projection_dim", "logit_scale_init_value", "initializer_factor", "text_config_dict", "vision_config_dict");
+  if (top.has("model_type")) top.string("model_type", undefined, ["clip_vision_model", "clip"]);
+  const nested = top.object("vision_config");
+  if (nested?.has("model_type")) nested.string("model_type", undefined, ["clip_vision_model"]);
+  const r = nested ?? top;
+  r.ignore("projection_dim", "attention_dropout", "model_type", ...T.BOOKKEEPING_KEYS);
   const config: ClipVisionConfig = {
-    hiddenSize: int("hidden_size", 768),
-    intermediateSize: int("intermediate_size", 3072),
-    numHiddenLayers: int("num_hidden_layers", 12),
-    numAttentionHeads: int("num_attention_heads", 12),
-    numChannels: int("num_channels", 3),
-    imageSize: int("image_size", 224),
-    patchSize: int("patch_size", 32),
-    hiddenAct: act,
-    layerNormEps: json.layer_norm_eps ?? 1e-5,
+    hiddenSize: r.int("hidden_size", 768, { max: L.width }),
+    intermediateSize: r.int("intermediate_size", 3072, { max: 4 * L.width }),
+    numHiddenLayers: r.int("num_hidden_layers", 12, { max: L.layers }),
+    numAttentionHeads: r.int("num_attention_heads", 12, { max: L.heads }),
+    numChannels: r.int("num_channels", 3, { max: L.channels }),
+    imageSize: r.int("image_size", 224, { max: L.imageSize }),
+    patchSize: r.int("patch_size", 32, { max: L.imageSize }),
+    hiddenAct: r.string<ClipActivation>("hidden_act", "quick_gelu", ACTIVATIONS),
+    layerNormEps: r.number("layer_norm_eps", 1e-5, { gt: 0, max: 1 }),
   };
-  if (config.hiddenSize % config.numAttentionHeads) problems.push("hidden_size must be divisible by num_attention_heads");
-  if (config.imageSize % config.patchSize) problems.push("image_size must be divisible by patch_size");
-  if (problems.length) throw new ClipConfigError(`invalid CLIP vision config: ${problems.join("; ")}`);
+  if (config.hiddenSize % config.numAttentionHeads) r.fail("hidden_size must be divisible by num_attention_heads");
+  if (config.imageSize % config.patchSize) r.fail("image_size must be divisible by patch_size");
+  if (top.problems.length) throw new ClipConfigError(top.problems, where);
   return config;
 }
 

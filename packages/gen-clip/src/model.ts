@@ -1,8 +1,6 @@
 // CLIP vision tower (Radford et al. 2021), following transformers' CLIPVisionModel (v5): class
 // token, `pre_layrnorm` (sic, the checkpoint key), pre-norm encoder layers, `post_layernorm` on the
 // class token. Module paths equal the checkpoint keys (`vision_model.encoder.layers.0...`).
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { type ClipActivation, type ClipVisionConfig, type ClipVisionConfigJson, resolveClipVisionConfig } from "./config.js";
 
@@ -170,25 +168,12 @@ export class ClipVisionModel extends Module {
    * config.json nests `vision_config`): strict on `vision_model.*`, other towers' tensors ignored.
    */
   static fromPretrained(dir: string, options: ModelOptions = {}): ClipVisionModel {
-    const path = join(dir, "config.json");
-    if (!existsSync(path)) throw new Error(`${dir}: no config.json; expected a Hugging Face model folder`);
-    let json: ClipVisionConfigJson & { vision_config?: ClipVisionConfigJson };
-    try {
-      json = JSON.parse(readFileSync(path, "utf8"));
-    } catch (e) {
-      throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-    }
-    const config = resolveClipVisionConfig(json.vision_config ?? json);
-    const device = options.device ?? "cpu";
-    const dtype = options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32");
-    const model = new ClipVisionModel(config, { dtype, device: "meta" });
-    const reader = T.loadSafetensors(dir);
+    const { json, path } = T.readConfigJson(dir, "CLIP checkpoint");
+    const config = resolveClipVisionConfig(json as ClipVisionConfigJson, path);
     // CLIPModel and transformers 4.x CLIPVisionModel checkpoints prefix the tower with
     // `vision_model.`; transformers 5 saves a CLIPVisionModel without it. Accept both; ignore other towers.
-    const prefixed = reader.keys().some((k) => k.startsWith("vision_model."));
-    const strip = (k: string) => (prefixed ? k : k.slice("vision_model.".length));
-    const keys = prefixed ? reader.keys().filter((k) => k.startsWith("vision_model.")) : reader.keys().map((k) => `vision_model.${k}`);
-    model.loadStateDict({ keys: () => keys, get: (k) => reader.get(strip(k)), shapeOf: (k) => reader.shapeOf(strip(k)) }, { assign: true, dtype, device });
-    return model.eval();
+    const weights = T.withOptionalPrefix(T.openWeights(dir), "vision_model.", ["text_model.", "visual_projection.", "text_projection.", "logit_scale"]);
+    return T.loadPretrained({ what: path, weights, options, build: (o) => new ClipVisionModel(config, o) });
   }
+
 }

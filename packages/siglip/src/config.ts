@@ -1,5 +1,7 @@
 // SigLIP configuration: types mirroring transformers' SiglipVisionConfig / SiglipTextConfig /
-// SiglipConfig (config.json), validated and resolved into configs without optionals.
+// SiglipConfig (config.json), validated through tensor-cuda's shared ConfigReader and resolved
+// into configs without optionals.
+import * as T from "@pisces/tensor-cuda";
 
 export interface SiglipVisionConfigJson {
   hidden_size?: number;
@@ -62,70 +64,99 @@ export interface SiglipTextConfig {
   readonly projectionSize: number;
 }
 
-export class SiglipConfigError extends Error {
+/** A SigLIP config.json is invalid; `problems` names each key. */
+export class SiglipConfigError extends T.ConfigError {
   override name = "SiglipConfigError";
 }
 
-const ACTIVATIONS = new Set(["gelu_pytorch_tanh", "gelu", "quick_gelu"]);
+const ACTIVATIONS = ["gelu_pytorch_tanh", "gelu", "quick_gelu"] as const;
+const L = T.CONFIG_LIMITS;
+/** Keys of transformers' SigLIP configs without effect on inference. */
+const IGNORED = ["model_type", "attention_dropout", "pad_token_id", "bos_token_id", "eos_token_id", "projector_hidden_act"];
 
-function checker(problems: string[], json: Record<string, unknown>, where: string) {
-  return (key: string, fallback: number): number => {
-    const v = json[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-      problems.push(`${where}.${key} must be a positive integer (got ${JSON.stringify(v)})`);
-      return 1;
-    }
-    return v;
-  };
+/**
+ * The model_type a config may carry: a SigLIP tower config ("siglip_vision_model" /
+ * "siglip_text_model") or a full one ("siglip"). Any other type (e.g. "bert") is refused.
+ */
+function checkModelType(r: T.ConfigReader, allowed: readonly string[]): void {
+  if (r.has("model_type")) r.string("model_type", undefined, allowed);
 }
 
-function activation(problems: string[], v: unknown, where: string): Activation {
-  const act = (v ?? "gelu_pytorch_tanh") as string;
-  if (!ACTIVATIONS.has(act)) problems.push(`${where}.hidden_act '${act}' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)`);
-  return act as Activation;
+function towerReader(json: unknown, where: string, prefix: string, problems: string[] | undefined, allowedTypes: readonly string[]): T.ConfigReader {
+  const r = new T.ConfigReader(json, where, prefix, problems);
+  r.ignore(...T.BOOKKEEPING_KEYS);
+  checkModelType(r, allowedTypes);
+  r.ignore(...IGNORED);
+  return r;
 }
 
-/** Defaults are transformers' SiglipVisionConfig defaults. */
-export function resolveSiglipVisionConfig(json: SiglipVisionConfigJson): SiglipVisionConfig {
-  const problems: string[] = [];
-  const int = checker(problems, json, "vision_config");
+function readVision(r: T.ConfigReader): SiglipVisionConfig {
   const config: SiglipVisionConfig = {
-    hiddenSize: int("hidden_size", 768),
-    intermediateSize: int("intermediate_size", 3072),
-    numHiddenLayers: int("num_hidden_layers", 12),
-    numAttentionHeads: int("num_attention_heads", 12),
-    numChannels: int("num_channels", 3),
-    imageSize: int("image_size", 224),
-    patchSize: int("patch_size", 16),
-    hiddenAct: activation(problems, json.hidden_act, "vision_config"),
-    layerNormEps: json.layer_norm_eps ?? 1e-6,
-    visionUseHead: json.vision_use_head ?? true,
+    hiddenSize: r.int("hidden_size", 768, { max: L.width }),
+    intermediateSize: r.int("intermediate_size", 3072, { max: 4 * L.width }),
+    numHiddenLayers: r.int("num_hidden_layers", 12, { max: L.layers }),
+    numAttentionHeads: r.int("num_attention_heads", 12, { max: L.heads }),
+    numChannels: r.int("num_channels", 3, { max: L.channels }),
+    imageSize: r.int("image_size", 224, { max: L.imageSize }),
+    patchSize: r.int("patch_size", 16, { max: L.imageSize }),
+    hiddenAct: r.string<Activation>("hidden_act", "gelu_pytorch_tanh", ACTIVATIONS),
+    layerNormEps: r.number("layer_norm_eps", 1e-6, { gt: 0, max: 1 }),
+    visionUseHead: r.bool("vision_use_head", true),
   };
-  if (config.hiddenSize % config.numAttentionHeads) problems.push("vision_config.hidden_size must be divisible by num_attention_heads");
-  if (config.imageSize % config.patchSize) problems.push("vision_config.image_size must be divisible by patch_size");
-  if (problems.length) throw new SiglipConfigError(`invalid SigLIP config: ${problems.join("; ")}`);
+  if (config.hiddenSize % config.numAttentionHeads) r.fail("vision_config.hidden_size must be divisible by num_attention_heads");
+  if (config.imageSize % config.patchSize) r.fail("vision_config.image_size must be divisible by patch_size");
+  return config;
+}
+
+function readText(r: T.ConfigReader): SiglipTextConfig {
+  const hiddenSize = r.int("hidden_size", 768, { max: L.width });
+  const config: SiglipTextConfig = {
+    vocabSize: r.int("vocab_size", 32000, { max: L.vocab }),
+    hiddenSize,
+    intermediateSize: r.int("intermediate_size", 3072, { max: 4 * L.width }),
+    numHiddenLayers: r.int("num_hidden_layers", 12, { max: L.layers }),
+    numAttentionHeads: r.int("num_attention_heads", 12, { max: L.heads }),
+    maxPositionEmbeddings: r.int("max_position_embeddings", 64, { max: L.positions }),
+    hiddenAct: r.string<Activation>("hidden_act", "gelu_pytorch_tanh", ACTIVATIONS),
+    layerNormEps: r.number("layer_norm_eps", 1e-6, { gt: 0, max: 1 }),
+    projectionSize: r.int("projection_size", hiddenSize, { max: L.width }),
+  };
+  if (config.hiddenSize % config.numAttentionHeads) r.fail("text_config.hidden_size must be divisible by num_attention_heads");
+  return config;
+}
+
+/** Defaults are transformers' SiglipVisionConfig defaults. `where` names the file in errors. */
+export function resolveSiglipVisionConfig(json: SiglipVisionConfigJson, where = "SigLIP vision config"): SiglipVisionConfig {
+  const r = towerReader(json, where, "vision_config.", undefined, ["siglip_vision_model", "siglip"]);
+  const config = readVision(r);
+  if (r.problems.length) throw new SiglipConfigError(r.problems, where);
   return config;
 }
 
 /** Defaults are transformers' SiglipTextConfig defaults. */
-export function resolveSiglipTextConfig(json: SiglipTextConfigJson): SiglipTextConfig {
-  const problems: string[] = [];
-  const int = checker(problems, json, "text_config");
-  const hiddenSize = int("hidden_size", 768);
-  const config: SiglipTextConfig = {
-    vocabSize: int("vocab_size", 32000),
-    hiddenSize,
-    intermediateSize: int("intermediate_size", 3072),
-    numHiddenLayers: int("num_hidden_layers", 12),
-    numAttentionHeads: int("num_attention_heads", 12),
-    maxPositionEmbeddings: int("max_position_embeddings", 64),
-    hiddenAct: activation(problems, json.hidden_act, "text_config"),
-    layerNormEps: json.layer_norm_eps ?? 1e-6,
-    projectionSize: int("projection_size", hiddenSize),
-  };
-  if (config.hiddenSize % config.numAttentionHeads) problems.push("text_config.hidden_size must be divisible by num_attention_heads");
-  if (problems.length) throw new SiglipConfigError(`invalid SigLIP config: ${problems.join("; ")}`);
+export function resolveSiglipTextConfig(json: SiglipTextConfigJson, where = "SigLIP text config"): SiglipTextConfig {
+  const r = towerReader(json, where, "text_config.", undefined, ["siglip_text_model", "siglip"]);
+  const config = readText(r);
+  if (r.problems.length) throw new SiglipConfigError(r.problems, where);
   return config;
+}
+
+/**
+ * A checkpoint folder's config.json: a full SiglipModel config (text_config + vision_config) or
+ * a vision tower's own. Checks model_type at the top ("siglip" or "siglip_vision_model").
+ */
+export function resolveSiglipCheckpointConfig(json: unknown, where: string): { vision: SiglipVisionConfig; text: SiglipTextConfig | null } {
+  const top = new T.ConfigReader(json, where);
+  top.ignore(...T.BOOKKEEPING_KEYS, "initializer_factor", "text_config_dict", "vision_config_dict");
+  checkModelType(top, ["siglip", "siglip_vision_model"]);
+  const nested = top.object("vision_config");
+  const visionReader = nested ? towerReader((json as Record<string, unknown>).vision_config, where, "vision_config.", top.problems, ["siglip_vision_model"]) : top;
+  const vision = readVision(visionReader);
+  const textJson = (json as Record<string, unknown> | null)?.text_config;
+  const text = textJson ? readText(towerReader(textJson, where, "text_config.", top.problems, ["siglip_text_model"])) : null;
+  top.raw("text_config");
+  if (top.problems.length) throw new SiglipConfigError(top.problems, where);
+  return { vision, text };
 }
 
 /** google/siglip-so400m-patch14-384 vision tower (its config.json): 27x27 = 729 tokens of width 1152. */

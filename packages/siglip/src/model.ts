@@ -1,18 +1,8 @@
 // SigLIP (Zhai et al. 2023), following transformers' modeling_siglip.py (v5): a pre-norm ViT
 // vision tower with an attention-pooling head, a text tower pooled at its last token, and
 // sigmoid image-text logits. Module paths equal the checkpoint keys (`vision_model.encoder.layers.0...`).
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
-import {
-  type Activation,
-  resolveSiglipTextConfig,
-  resolveSiglipVisionConfig,
-  type SiglipConfigJson,
-  type SiglipTextConfig,
-  type SiglipVisionConfig,
-  type SiglipVisionConfigJson,
-} from "./config.js";
+import { type Activation, resolveSiglipCheckpointConfig, SiglipConfigError, type SiglipTextConfig, type SiglipVisionConfig } from "./config.js";
 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, LayerNorm, Conv2d, Embedding, Parameter } = T.nn;
@@ -253,18 +243,12 @@ export class SiglipVisionModel extends Module {
    * (config.json + model.safetensors or shards); other towers' tensors are ignored, the rest is strict.
    */
   static fromPretrained(dir: string, options: ModelOptions = {}): SiglipVisionModel {
-    const json = readConfig(dir) as SiglipConfigJson & SiglipVisionConfigJson;
-    const config = resolveSiglipVisionConfig(json.vision_config ?? json);
-    const { dtype, device } = defaults(options);
-    const model = new SiglipVisionModel(config, { dtype, device: "meta" });
-    const reader = T.loadSafetensors(dir);
+    const { json, path } = T.readConfigJson(dir, "SigLIP checkpoint");
+    const { vision } = resolveSiglipCheckpointConfig(json, path);
     // SiglipModel and transformers 4.x SiglipVisionModel checkpoints prefix the tower with
     // `vision_model.`; transformers 5 saves a SiglipVisionModel without it. Accept both; ignore the text tower.
-    const prefixed = reader.keys().some((k) => k.startsWith("vision_model."));
-    const strip = (k: string) => (prefixed ? k : k.slice("vision_model.".length));
-    const keys = prefixed ? reader.keys().filter((k) => k.startsWith("vision_model.")) : reader.keys().map((k) => `vision_model.${k}`);
-    model.loadStateDict({ keys: () => keys, get: (k) => reader.get(strip(k)), shapeOf: (k) => reader.shapeOf(strip(k)) }, { assign: true, dtype, device });
-    return model.eval();
+    const weights = T.withOptionalPrefix(T.openWeights(dir), "vision_model.", ["text_model.", "logit_scale", "logit_bias"]);
+    return T.loadPretrained({ what: path, weights, options, build: (o) => new SiglipVisionModel(vision, o) });
   }
 }
 
@@ -377,26 +361,10 @@ export class SiglipModel extends Module {
   }
   /** Loads a SiglipModel checkpoint folder (config.json with text_config and vision_config), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): SiglipModel {
-    const json = readConfig(dir) as SiglipConfigJson;
-    if (!json.text_config || !json.vision_config) throw new Error(`${dir}/config.json has no text_config and vision_config: not a SiglipModel checkpoint (use SiglipVisionModel for a vision tower)`);
-    const { dtype, device } = defaults(options);
-    const model = new SiglipModel(resolveSiglipTextConfig(json.text_config), resolveSiglipVisionConfig(json.vision_config), { dtype, device: "meta" });
-    model.loadStateDict(T.loadSafetensors(dir), { assign: true, dtype, device });
-    return model.eval();
+    const { json, path } = T.readConfigJson(dir, "SigLIP checkpoint");
+    const { vision, text } = resolveSiglipCheckpointConfig(json, path);
+    if (!text) throw new SiglipConfigError(["no text_config: not a SiglipModel checkpoint (use SiglipVisionModel for a vision tower)"], path);
+    return T.loadPretrained({ what: path, weights: T.openWeights(dir), options, build: (o) => new SiglipModel(text, vision, o) });
   }
 }
 
-function readConfig(dir: string): Record<string, unknown> {
-  const path = join(dir, "config.json");
-  if (!existsSync(path)) throw new Error(`${dir}: no config.json; expected a Hugging Face model folder`);
-  try {
-    return JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function defaults(options: ModelOptions): { dtype: T.DType; device: T.Device } {
-  const device = options.device ?? "cpu";
-  return { device, dtype: options.dtype ?? (String(device).startsWith("cuda") ? "bfloat16" : "float32") };
-}
