@@ -1,7 +1,7 @@
 // CLIP's image preprocessing (transformers' CLIPImageProcessor), driven by preprocessor_config.json:
 // resize the shortest side, centre crop, rescale, normalize with CLIP's mean and std.
 import { centerCrop, type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, readImageProcessorConfig, toPixelValues } from "@pisces/image";
-import type * as T from "@pisces/tensor-cuda";
+import * as T from "@pisces/tensor-cuda";
 
 export interface ClipImageProcessorConfig {
   do_resize?: boolean;
@@ -22,13 +22,36 @@ export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.275
 
 export class ClipImageProcessor {
   readonly resample: PilFilter;
-  constructor(readonly config: ClipImageProcessorConfig = {}) {
-    this.resample = pilFilterFromCode(config.resample ?? 3);
+  constructor(
+    readonly config: ClipImageProcessorConfig = {},
+    where = "CLIP image processor config",
+  ) {
+    // validated up front: a bad mean/std or crop size would give NaN pixels or empty images later
+    const r = new T.ConfigReader(config, where);
+    const max = T.CONFIG_LIMITS.imageSize;
+    const size = r.object("size");
+    if (size) {
+      if (size.has("shortest_edge")) size.int("shortest_edge", undefined, { max });
+      else {
+        size.int("height", undefined, { max });
+        size.int("width", undefined, { max });
+      }
+    }
+    const crop = r.object("crop_size");
+    if (crop) for (const k of ["height", "width"]) crop.int(k, 224, { max });
+    const resample = r.int("resample", 3, { min: 0, max: 5 });
+    for (const k of ["do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb"]) r.bool(k, true);
+    r.number("rescale_factor", 1 / 255, { gt: 0 });
+    r.numberList("image_mean", CLIP_MEAN, { length: 3 });
+    r.numberList("image_std", CLIP_STD, { length: 3, gt: 0 });
+    if (r.problems.length) throw new T.ConfigError(r.problems, where);
+    this.resample = pilFilterFromCode(resample);
   }
 
   /** Reads preprocessor_config.json from a model folder, or the `image_processor` part of processor_config.json. */
   static fromPretrained(dir: string): ClipImageProcessor {
-    return new ClipImageProcessor(readImageProcessorConfig(dir) as ClipImageProcessorConfig);
+    const { json, path } = readImageProcessorConfig(dir);
+    return new ClipImageProcessor(json as ClipImageProcessorConfig, path);
   }
 
   /** The size after resizing, as transformers computes it (shortest edge kept, long side truncated). */

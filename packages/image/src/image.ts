@@ -2,7 +2,11 @@
 // in, 8-bit RGB out. Follows what transformers' image processors do with PIL: EXIF orientation
 // applied (as `load_image`), alpha composited onto white (as `convert_to_rgb`), grey converted to
 // RGB, CMYK converted with Pillow's formula, embedded ICC profiles not applied (PIL ignores them).
-// Decompression bombs are refused by sharp's `limitInputPixels`.
+// Decompression bombs are refused by sharp's `limitInputPixels`. Input is untrusted: the format
+// is detected from the bytes (not the name) and only the raster formats below are decoded; SVG
+// (which libvips would render, pulling in files its <image href> names) and PDF are refused.
+import { closeSync, openSync, readSync } from "node:fs";
+import * as T from "@pisces/tensor-cuda";
 import sharp, { type Sharp } from "sharp";
 import { type PilFilter, resizePil } from "./resample.js";
 
@@ -41,6 +45,60 @@ export class ImageLoadError extends Error {
   override name = "ImageLoadError";
 }
 
+/** The formats decoded, by their magic bytes. */
+export type ImageFormat = "png" | "jpeg" | "webp" | "gif" | "avif" | "tiff";
+
+/** Detects the format from the first bytes of a file, or null when it is none of the supported ones. */
+export function detectImageFormat(head: Uint8Array): ImageFormat | null {
+  const at = (o: number, ...bytes: number[]) => bytes.every((b, i) => head[o + i] === b);
+  const ascii = (o: number, text: string) => at(o, ...[...text].map((c) => c.charCodeAt(0)));
+  if (at(0, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return "png";
+  if (at(0, 0xff, 0xd8, 0xff)) return "jpeg";
+  if (ascii(0, "RIFF") && ascii(8, "WEBP")) return "webp";
+  if (ascii(0, "GIF87a") || ascii(0, "GIF89a")) return "gif";
+  if (ascii(4, "ftyp") && (ascii(8, "avif") || ascii(8, "avis") || ascii(8, "mif1"))) return "avif";
+  if (at(0, 0x49, 0x49, 0x2a, 0x00) || at(0, 0x4d, 0x4d, 0x00, 0x2a)) return "tiff";
+  return null;
+}
+
+function looksLike(head: Uint8Array): string {
+  const text = Buffer.from(head).toString("latin1").trimStart().toLowerCase();
+  if (text.startsWith("<?xml") || text.startsWith("<svg") || text.includes("<svg")) return "an SVG or XML document (SVG is not decoded: it can reference other files)";
+  if (text.startsWith("%pdf")) return "a PDF document";
+  return "not a PNG, JPEG, WebP, GIF, AVIF or TIFF image";
+}
+
+function readHead(path: string): Uint8Array {
+  try {
+    T.checkedFile(path, "image");
+  } catch (e) {
+    throw new ImageLoadError(`cannot load ${(e as Error).message}`);
+  }
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(64);
+    const n = readSync(fd, head, 0, 64, 0);
+    return head.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Throws unless `input` is a path, bytes or raw pixels, and encoded bytes are of a supported format. */
+function checkInput(input: unknown): void {
+  const isRaw = input !== null && typeof input === "object" && !(input instanceof Uint8Array) && "data" in (input as object);
+  if (typeof input !== "string" && !(input instanceof Uint8Array) && !isRaw)
+    throw new ImageLoadError(
+      `expected an image: a file path, a Buffer/Uint8Array of an encoded image, or raw pixels {data, width, height, channels}; got ${input === null ? "null" : typeof input}`,
+    );
+  if (typeof input === "string" && input.length === 0) throw new ImageLoadError("expected an image path, got an empty string");
+  if (typeof input === "string" || input instanceof Uint8Array) {
+    const head = typeof input === "string" ? readHead(input) : input.subarray(0, 64);
+    if (head.length === 0) throw new ImageLoadError(typeof input === "string" ? `cannot load ${input}: the file is empty` : "cannot load an image from an empty buffer");
+    if (detectImageFormat(head) === null) throw new ImageLoadError(`cannot load ${describe(input as ImageInput)}: ${looksLike(head)}`);
+  }
+}
+
 function describe(input: ImageInput): string {
   if (typeof input === "string") return input;
   if (input instanceof Uint8Array) return `a ${input.length}-byte buffer`;
@@ -73,12 +131,14 @@ export async function loadImage(input: ImageInput, options: LoadOptions = {}): P
  */
 export async function loadImageResized(input: ImageInput, target: ResizeTarget | null, filter: PilFilter = "bicubic", options: LoadOptions = {}): Promise<RgbImage> {
   const limitInputPixels = options.limitInputPixels ?? 268_402_689;
+  checkInput(input);
   let pipeline: Sharp;
   if (typeof input === "string" || input instanceof Uint8Array) {
-    if (input instanceof Uint8Array && input.length === 0) throw new ImageLoadError("cannot load an image from an empty buffer");
     pipeline = sharp(input, { limitInputPixels, failOn: "error" });
   } else {
     const { data, width, height, channels } = input;
+    if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray))
+      throw new ImageLoadError(`raw pixels need data as a Uint8Array or Uint8ClampedArray, got ${data === null ? "null" : typeof data}`);
     if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
       throw new ImageLoadError(`raw pixels need a positive integer width and height, got ${width}x${height}`);
     if (![1, 2, 3, 4].includes(channels)) throw new ImageLoadError(`raw pixels need 1 to 4 channels, got ${channels}`);
@@ -127,8 +187,11 @@ export async function loadImageResized(input: ImageInput, target: ResizeTarget |
       ? " (the image is larger than limitInputPixels; raise it only for trusted input)"
       : /unsupported image format|Input buffer contains unsupported/i.test(message)
         ? " (not an image format sharp can decode: use PNG, JPEG, WebP, GIF, AVIF or TIFF)"
-        : "";
-    throw new ImageLoadError(`cannot load ${describe(input)}: ${message}${hint}`);
+        : /libpng|png|jpeg|jpg|webp|gif|tiff|heif|corrupt|premature|truncat|invalid|read error/i.test(message)
+          ? " (the image data is corrupt or truncated)"
+          : "";
+    const detail = message.trim().replace(/:\s*$/, "") || "the decoder failed without a message";
+    throw new ImageLoadError(`cannot load ${describe(input)}: ${detail}${hint}`);
   }
 }
 

@@ -15,7 +15,15 @@ export function toPixelValues(images: readonly RgbImage[], options: NormalizeOpt
   const { width, height } = images[0]!;
   if (images.some((im) => im.width !== width || im.height !== height))
     throw new RangeError(`toPixelValues: images differ in size (${images.map((im) => `${im.width}x${im.height}`).join(", ")}); resize them first`);
+  images.forEach((im, i) => {
+    if (!(im.data instanceof Uint8Array) || im.data.length !== width * height * 3)
+      throw new RangeError(`toPixelValues: image ${i} is ${width}x${height} RGB, which needs ${width * height * 3} bytes, but holds ${im.data?.length}`);
+  });
   const scale = options.rescaleFactor ?? 1 / 255;
+  for (const [name, v, positive] of [["mean", options.mean, false], ["std", options.std, true]] as const)
+    if (v !== undefined && (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === "number" && Number.isFinite(x) && (!positive || x > 0))))
+      throw new RangeError(`toPixelValues: ${name} must be 3 finite numbers${positive ? " above 0" : ""}, got ${JSON.stringify(v)}`);
+  if (!(typeof scale === "number" && Number.isFinite(scale))) throw new RangeError(`toPixelValues: rescaleFactor must be a finite number, got ${scale}`);
   const mean = options.mean ?? [0, 0, 0];
   const std = options.std ?? [1, 1, 1];
   const plane = width * height;

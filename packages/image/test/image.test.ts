@@ -42,7 +42,7 @@ describe("loadImage", () => {
     const cases: [string, Parameters<typeof loadImage>[0], RegExp, Parameters<typeof loadImage>[1]?][] = [
       ["missing file", join(work, "nope.png"), /cannot load .*nope\.png/],
       ["empty buffer", new Uint8Array(0), /empty buffer/],
-      ["not an image", Buffer.from("this is plain text, not pixels"), /not an image format sharp can decode/],
+      ["not an image", Buffer.from("this is plain text, not pixels"), /not a PNG, JPEG, WebP, GIF, AVIF or TIFF image/],
       ["truncated JPEG", jpeg.subarray(0, 2000), /cannot load a 2000-byte buffer/],
       ["decompression bomb", join(images, "astronaut.png"), /larger than limitInputPixels/, { limitInputPixels: 1000 }],
       ["raw size mismatch", { data: new Uint8Array(5), width: 2, height: 1, channels: 3 }, /needs 6 bytes, got 5/],
@@ -105,8 +105,8 @@ describe("resizePil, centerCrop, toPixelValues", () => {
     const dir = mkdtempSync(join(work, "config-"));
     expect(() => readImageProcessorConfig(dir)).toThrow(/no preprocessor_config.json/);
     writeFileSync(join(dir, "processor_config.json"), JSON.stringify({ image_processor: { resample: 2 }, processor_class: "X" }));
-    expect(readImageProcessorConfig(dir)).toEqual({ resample: 2 });
+    expect(readImageProcessorConfig(dir).json).toEqual({ resample: 2 });
     writeFileSync(join(dir, "preprocessor_config.json"), "{ broken");
-    expect(() => readImageProcessorConfig(dir)).toThrow(/preprocessor_config.json: cannot read JSON/);
+    expect(() => readImageProcessorConfig(dir)).toThrow(/preprocessor_config.json: not valid JSON/);
   });
 });

@@ -1,7 +1,7 @@
 // SigLIP's image preprocessing (transformers' SiglipImageProcessor), driven by
 // preprocessor_config.json: resize to a fixed height x width (no crop), rescale, normalize.
 import { type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, readImageProcessorConfig, toPixelValues } from "@pisces/image";
-import type * as T from "@pisces/tensor-cuda";
+import * as T from "@pisces/tensor-cuda";
 
 export interface SiglipImageProcessorConfig {
   do_resize?: boolean;
@@ -20,11 +20,22 @@ export class SiglipImageProcessor {
   readonly height: number;
   readonly width: number;
   readonly resample: PilFilter;
-  constructor(readonly config: SiglipImageProcessorConfig = {}) {
-    this.height = config.size?.height ?? 224;
-    this.width = config.size?.width ?? 224;
-    this.resample = pilFilterFromCode(config.resample ?? 3);
-    if (!(this.height > 0 && this.width > 0)) throw new RangeError(`size must be positive, got ${this.height}x${this.width}`);
+  constructor(
+    readonly config: SiglipImageProcessorConfig = {},
+    where = "SigLIP image processor config",
+  ) {
+    // validated up front: a bad mean/std or size would give NaN pixels or empty images later
+    const r = new T.ConfigReader(config, where);
+    const size = r.object("size");
+    this.height = size ? size.int("height", 224, { max: T.CONFIG_LIMITS.imageSize }) : 224;
+    this.width = size ? size.int("width", 224, { max: T.CONFIG_LIMITS.imageSize }) : 224;
+    const resample = r.int("resample", 3, { min: 0, max: 5 });
+    for (const k of ["do_resize", "do_rescale", "do_normalize", "do_convert_rgb"]) r.bool(k, true);
+    r.number("rescale_factor", 1 / 255, { gt: 0 });
+    r.numberList("image_mean", [0.5, 0.5, 0.5], { length: 3 });
+    r.numberList("image_std", [0.5, 0.5, 0.5], { length: 3, gt: 0 });
+    if (r.problems.length) throw new T.ConfigError(r.problems, where);
+    this.resample = pilFilterFromCode(resample);
   }
 
   /**
@@ -32,7 +43,8 @@ export class SiglipImageProcessor {
    * processor_config.json (as newer transformers releases save a SiglipProcessor).
    */
   static fromPretrained(dir: string): SiglipImageProcessor {
-    return new SiglipImageProcessor(readImageProcessorConfig(dir) as SiglipImageProcessorConfig);
+    const { json, path } = readImageProcessorConfig(dir);
+    return new SiglipImageProcessor(json as SiglipImageProcessorConfig, path);
   }
 
   /** Images (paths, encoded buffers or raw pixels) -> pixelValues (B, 3, height, width) float32. */
