@@ -24,7 +24,7 @@ export interface ChatTemplateLimits {
 export const DEFAULT_CHAT_TEMPLATE_LIMITS: ChatTemplateLimits = {
   maxOutputLength: 4_000_000,
   maxListLength: 100_000,
-  maxSteps: 2_000_000,
+  maxSteps: 1_000_000,
   maxMilliseconds: 5_000,
 };
 

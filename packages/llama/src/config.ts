@@ -88,8 +88,9 @@ export function resolveLlamaConfig(json: LlamaConfigJson, where = "Llama config"
   const numKeyValueHeads = r.int("num_key_value_heads", numAttentionHeads, { max: L.heads }); // null or absent: multi-head attention
   if (numAttentionHeads % numKeyValueHeads !== 0)
     r.fail(`num_attention_heads (${numAttentionHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`);
+  const before = r.problems.length;
   const headDim = r.int("head_dim", Math.max(1, Math.floor(hiddenSize / numAttentionHeads)), { max: L.headDim });
-  if (headDim % 2) r.fail(`head_dim = ${headDim} must be even (rotary embeddings rotate pairs)`);
+  if (r.problems.length === before && headDim % 2) r.fail(`head_dim = ${headDim} must be even (rotary embeddings rotate pairs)`);
   r.string("hidden_act", "silu", ["silu"]);
 
   // transformers 5 writes rope_parameters; published checkpoints carry rope_theta + rope_scaling.

@@ -27,3 +27,4 @@ export {
   LlamaRotaryEmbedding,
   type ModelOptions,
 } from "./model.js";
+export { ChatTemplate, ChatTemplateError, type ChatTemplateLimits, DEFAULT_CHAT_TEMPLATE_LIMITS } from "./chat-template.js";
