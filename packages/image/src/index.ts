@@ -1,6 +1,8 @@
 // @pisces/image: turns image files and pixels into normalized tensors for vision encoders.
 export {
   centerCrop,
+  detectImageFormat,
+  type ImageFormat,
   type ImageInput,
   ImageLoadError,
   loadImage,

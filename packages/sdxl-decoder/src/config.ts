@@ -102,11 +102,12 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
     if (mirrored !== undefined && t !== (mirrored ? "CrossAttnUpBlock2D" : "UpBlock2D"))
       r.fail(`up block ${i} is '${t}' but mirrors a ${mirrored ? "cross-attention" : "plain"} down block`);
   });
-  r.string("mid_block_type", "UNetMidBlock2DCrossAttn", ["UNetMidBlock2DCrossAttn"]);
+  if (r.has("mid_block_type") && r.raw("mid_block_type") === null) r.fail("mid_block_type = null (a UNet without a mid block) is not supported");
+  else r.string("mid_block_type", "UNetMidBlock2DCrossAttn", ["UNetMidBlock2DCrossAttn"]);
   // diffusers' SDXL configs put the number of heads in attention_head_dim (a known naming quirk)
   const headsKey = r.has("num_attention_heads") && r.raw("num_attention_heads") !== null ? "num_attention_heads" : "attention_head_dim";
-  const numHeads = r.intList(headsKey, [8], { max: L.heads, length: n, broadcast: true });
-  const transformerLayers = r.intList("transformer_layers_per_block", [1], { max: L.layersPerBlock, length: n, broadcast: true });
+  const numHeads = r.intList(headsKey, 8, { max: L.heads, length: n, broadcast: true });
+  const transformerLayers = r.intList("transformer_layers_per_block", 1, { max: L.layersPerBlock, length: n, broadcast: true });
   const groups = r.int("norm_num_groups", 32, { max: L.channels });
   if (blocks.some((c) => c % groups)) r.fail(`block_out_channels must be divisible by norm_num_groups (${groups})`);
   r.string("act_fn", "silu", ["silu"]);

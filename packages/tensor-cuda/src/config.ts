@@ -169,7 +169,7 @@ export class ConfigReader {
   }
 
   /** A list of integers (or a single integer repeated `length` times when `broadcast`). */
-  intList(key: string, fallback: number[] | undefined, rule: IntRule & { length?: number; maxLength?: number; broadcast?: boolean } = {}): number[] {
+  intList(key: string, fallback: number | number[] | undefined, rule: IntRule & { length?: number; maxLength?: number; broadcast?: boolean } = {}): number[] {
     const v = this.get(key) ?? fallback;
     const min = rule.min ?? 1;
     const list = typeof v === "number" && rule.broadcast && rule.length !== undefined ? new Array<unknown>(Math.min(rule.length, 1024)).fill(v) : v;

@@ -30,7 +30,7 @@ export function resolveLoadOptions(options: PretrainedOptions = {}): { dtype: DT
 export function readConfigJson(dir: string, what = "model", file = "config.json"): { json: unknown; path: string } {
   checkedDir(dir, what);
   const path = join(dir, file);
-  if (!existsSync(path)) throw new FileError(path, `no ${file}; expected a ${what} folder (Hugging Face / diffusers layout)`);
+  if (!existsSync(path)) throw new FileError(dir, `no ${file}; expected a ${what} folder (Hugging Face / diffusers layout)`);
   return { json: readJsonFile(path, "config"), path };
 }
 
