@@ -159,3 +159,49 @@ export function memoryStats(): MemoryStats {
   const [cudaAllocated, cudaReserved] = native.cudaInfo()[0] ? native.cudaMemory(0) : [0, 0];
   return { liveTensors, liveBytes, cudaAllocated, cudaReserved };
 }
+
+/**
+ * Inference mode for callers: runs `fn` with gradient recording off and inside a scope, so every
+ * tensor it makes is freed except those it returns (`torch.inference_mode()` plus a scope).
+ * Sync or async: when `fn` returns a Promise, tensors made after its awaits are tracked too, and
+ * recording stays off until it settles (for all code running meanwhile, as `noGrad`).
+ */
+export function inference<T>(fn: () => Promise<T>): Promise<T>;
+export function inference<T>(fn: () => T): T;
+export function inference<T>(fn: () => T | Promise<T>): T | Promise<T> {
+  const previous = native.setGradEnabled(false);
+  const s: Scope = { tensors: [] };
+  // the synchronous part goes to `s` through the sync stack; continuations after an await find
+  // `s` through the async context that asyncScopes.run gives the promise chain
+  syncScopes.push(s);
+  asyncScopeCount++;
+  let result: T | Promise<T> | undefined;
+  let settled = true;
+  try {
+    result = asyncScopes.run(s, fn);
+    if (!(result instanceof Promise)) return result;
+    settled = false;
+  } finally {
+    syncScopes.pop();
+    if (settled) {
+      asyncScopeCount--;
+      closeScope(s, result);
+      native.setGradEnabled(previous);
+    }
+  }
+  const finish = (value: unknown) => {
+    asyncScopeCount--;
+    closeScope(s, value);
+    native.setGradEnabled(previous);
+  };
+  return (result as Promise<T>).then(
+    (value) => {
+      finish(value);
+      return value;
+    },
+    (error: unknown) => {
+      finish(undefined);
+      throw error;
+    },
+  );
+}

@@ -130,3 +130,38 @@ describe("memory", () => {
     });
   }
 });
+
+describe("T.inference", () => {
+  it("frees everything but the result, with grad off, sync and async, inside and outside scopes", async () => {
+    const w = T.ones([4, 4]).requiresGrad_(true);
+    const before = T.memoryStats().liveTensors;
+    const y = T.inference(() => {
+      expect(T.isGradEnabled()).toBe(false);
+      return w.matmul(w).relu().sum(0);
+    });
+    expect(T.isGradEnabled()).toBe(true);
+    expect(y.requiresGrad).toBe(false);
+    expect(T.memoryStats().liveTensors).toBe(before + 1);
+    y.dispose();
+    const z = await T.inference(async () => {
+      const a = w.mul(2);
+      await new Promise((r) => setTimeout(r, 1));
+      const b = a.add(1).mul(3); // made after an await: tracked too
+      return { b };
+    });
+    expect(T.memoryStats().liveTensors).toBe(before + 1);
+    expect(T.scope(() => z.b.sum().item())).toBe(16 * 9);
+    z.b.dispose();
+    T.scope(() => {
+      const inner = T.inference(() => w.add(1).mul(2));
+      expect(T.memoryStats().liveTensors).toBe(before + 1);
+      return inner;
+    }).dispose();
+    expect(() => T.inference(() => {
+      w.add(1);
+      throw new Error("boom");
+    })).toThrow("boom");
+    expect(T.isGradEnabled()).toBe(true);
+    expect(T.memoryStats().liveTensors).toBe(before);
+  });
+});
