@@ -83,8 +83,8 @@ export async function load(format: Format, kind: string, path: string): Promise<
         } else if (kind === "scheduler") {
           const json = T.readJsonFile(`${path}/scheduler_config.json`, "scheduler config");
           if (json === null || typeof json !== "object") throw new Error(`${path}/scheduler_config.json: not an object`);
-          const s = schedulerFromConfig(json as Record<string, unknown>);
-          s.setTimesteps(4);
+          const s = schedulerFromConfig(json as Record<string, unknown>, `${path}/scheduler_config.json`);
+          s.setTimesteps(2); // num_train_timesteps is at least 2
         } else throw new Error(`unknown config kind ${kind}`);
       } finally {
         model?.dispose();

@@ -143,11 +143,13 @@ export class ClipVisionTransformer extends Module {
     this.post_layernorm = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
   }
   forward(pixelValues: Tensor, options: { outputHiddenStates?: boolean } = {}): ClipVisionOutput {
-    const states = this.encoder.forward(this.pre_layrnorm.forward(this.embeddings.forward(pixelValues)));
-    const last = states[states.length - 1]!;
-    const out: ClipVisionOutput = { lastHiddenState: last, poolerOutput: this.post_layernorm.forward(last.select(1, 0)) };
-    if (options.outputHiddenStates) out.hiddenStates = states;
-    return out;
+    return T.scope(() => {
+      const states = this.encoder.forward(this.pre_layrnorm.forward(this.embeddings.forward(pixelValues)));
+      const last = states[states.length - 1]!;
+      const out: ClipVisionOutput = { lastHiddenState: last, poolerOutput: this.post_layernorm.forward(last.select(1, 0)) };
+      if (options.outputHiddenStates) out.hiddenStates = states;
+      return out;
+    });
   }
 }
 
@@ -161,7 +163,9 @@ export class ClipVisionModel extends Module {
     this.vision_model = new ClipVisionTransformer(config, options);
   }
   forward(input: { pixelValues: Tensor; outputHiddenStates?: boolean }): ClipVisionOutput {
-    return this.vision_model.forward(input.pixelValues, input);
+    return T.scope(() => {
+      return this.vision_model.forward(input.pixelValues, input);
+    });
   }
   /**
    * Loads a CLIPVisionModel checkpoint folder (or the vision tower of a full CLIPModel one, whose

@@ -25,7 +25,11 @@ export type ImageInput =
   | { data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: 1 | 2 | 3 | 4 };
 
 export interface LoadOptions {
-  /** Refuse images with more pixels than this (default 268,402,689 = 16383², sharp's default). */
+  /**
+   * Refuse images with more pixels than this. Default 67,108,864 (8192²): decoding that many RGB
+   * pixels takes about 200 MB; sharp's own default (16383², 268 MP) lets a 1 MB file take over 1 GB.
+   * Raise it for trusted large images.
+   */
   limitInputPixels?: number;
   /**
    * How resizing is done where a processor resizes: "exact" (default) is `resizePil`, pixel for
@@ -38,6 +42,9 @@ export interface LoadOptions {
 
 /** A target size, or a function of the (EXIF-rotated) source size that gives one. */
 export type ResizeTarget = { width: number; height: number } | ((width: number, height: number) => { width: number; height: number });
+
+/** The default `limitInputPixels`: 8192². */
+export const DEFAULT_LIMIT_INPUT_PIXELS = 8192 * 8192;
 
 const LIBVIPS_KERNEL = { bicubic: "cubic", bilinear: "linear", lanczos: "lanczos3" } as const;
 
@@ -130,7 +137,7 @@ export async function loadImage(input: ImageInput, options: LoadOptions = {}): P
  * `resampling: "fast"` a shrink on both sides inside libvips' decode pipeline.
  */
 export async function loadImageResized(input: ImageInput, target: ResizeTarget | null, filter: PilFilter = "bicubic", options: LoadOptions = {}): Promise<RgbImage> {
-  const limitInputPixels = options.limitInputPixels ?? 268_402_689;
+  const limitInputPixels = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
   checkInput(input);
   let pipeline: Sharp;
   if (typeof input === "string" || input instanceof Uint8Array) {

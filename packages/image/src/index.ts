@@ -1,6 +1,7 @@
 // @pisces/image: turns image files and pixels into normalized tensors for vision encoders.
 export {
   centerCrop,
+  DEFAULT_LIMIT_INPUT_PIXELS,
   detectImageFormat,
   type ImageFormat,
   type ImageInput,

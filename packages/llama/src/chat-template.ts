@@ -25,7 +25,7 @@ export const DEFAULT_CHAT_TEMPLATE_LIMITS: ChatTemplateLimits = {
   maxOutputLength: 4_000_000,
   maxListLength: 100_000,
   maxSteps: 1_000_000,
-  maxMilliseconds: 5_000,
+  maxMilliseconds: 2_000,
 };
 
 class LimitExceeded extends Error {}

@@ -111,11 +111,8 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
   const device = weight.device;
   const eos = options.eosTokenId === undefined ? config.eosTokenIds : options.eosTokenId === null ? [] : typeof options.eosTokenId === "number" ? [options.eosTokenId] : options.eosTokenId;
   const pad = options.padTokenId ?? config.padTokenId ?? eos[0] ?? 0;
-  const owned: T.Tensor[] = [];
-  const hold = <X extends T.Tensor>(t: X): X => {
-    owned.push(T.keep(t));
-    return t;
-  };
+  const owned = new T.Owned(); // the loop's state across steps; freed however the loop ends
+  const hold = <X extends T.Tensor>(t: X): X => owned.hold(t);
   try {
     const ids = options.inputIds !== undefined ? hold(toIdTensor(options.inputIds, "inputIds", device)) : null;
     const embeds = options.inputsEmbeds ?? null;
@@ -163,8 +160,7 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
           const column = T.tensor(tokens, { dtype: "int64", device }).unsqueeze(1); // (B, 1)
           return [column, T.cat([sequence, column], 1), T.cat([mask, T.onesLike(column)], 1)];
         });
-        for (const t of [last, sequence, mask]) t?.dispose();
-        [last, sequence, mask] = [hold(nextLast), hold(nextSequence), hold(nextMask)];
+        [last, sequence, mask] = [owned.replace(last, nextLast), owned.replace(sequence, nextSequence), owned.replace(mask, nextMask)];
         yield { step, tokens, finished: finished.slice() };
         if (finished.every(Boolean)) break;
       }
@@ -172,7 +168,7 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
       cache.dispose();
     }
   } finally {
-    for (const t of owned) t.dispose();
+    owned.dispose();
   }
 }
 
@@ -189,7 +185,7 @@ export function generate(model: LlamaForCausalLM, options: GenerateOptions): T.T
   const prompt =
     options.inputIds === undefined ? null : options.inputIds instanceof T.Tensor ? (options.inputIds.tolist() as number[][]) : options.inputIds.map((r) => [...r]);
   const out = rows.map((r, i) => (prompt ? [...prompt[i]!, ...r] : r));
-  return T.tensor(out, { dtype: "int64" });
+  return T.tensor(out, { dtype: "int64", device: model.lm_head.weight.device });
 }
 
 /**

@@ -240,47 +240,49 @@ export class LlamaModel extends Module {
   }
 
   forward(input: LlamaForwardInput): { lastHiddenState: Tensor; hiddenStates?: Tensor[] } {
-    const { config } = this;
-    if ((input.inputIds === undefined) === (input.inputsEmbeds === undefined))
-      throw new TypeError("LlamaModel.forward: give exactly one of inputIds and inputsEmbeds");
-    let h: Tensor;
-    if (input.inputIds) {
-      const ids = input.inputIds;
-      if (ids.ndim !== 2) throw new RangeError(`inputIds must be (batch, sequence), got shape [${ids.shape}]`);
-      // one reduction (one device sync) per call; the offending id is looked up only on failure
-      if (T.scope(() => ids.lt(0).logicalOr(ids.ge(config.vocabSize)).any().item())) {
-        const [lo, hi] = T.scope(() => [ids.min().item(), ids.max().item()]);
-        throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${config.vocabSize}`);
+    return T.scope(() => {
+      const { config } = this;
+      if ((input.inputIds === undefined) === (input.inputsEmbeds === undefined))
+        throw new TypeError("LlamaModel.forward: give exactly one of inputIds and inputsEmbeds");
+      let h: Tensor;
+      if (input.inputIds) {
+        const ids = input.inputIds;
+        if (ids.ndim !== 2) throw new RangeError(`inputIds must be (batch, sequence), got shape [${ids.shape}]`);
+        // one reduction (one device sync) per call; the offending id is looked up only on failure
+        if (T.scope(() => ids.lt(0).logicalOr(ids.ge(config.vocabSize)).any().item())) {
+          const [lo, hi] = T.scope(() => [ids.min().item(), ids.max().item()]);
+          throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${config.vocabSize}`);
+        }
+        h = this.embed_tokens.forward(ids);
+      } else {
+        h = input.inputsEmbeds!;
+        if (h.ndim !== 3 || h.size(2) !== config.hiddenSize)
+          throw new RangeError(`inputsEmbeds must be (batch, sequence, ${config.hiddenSize}), got shape [${h.shape}]`);
       }
-      h = this.embed_tokens.forward(ids);
-    } else {
-      h = input.inputsEmbeds!;
-      if (h.ndim !== 3 || h.size(2) !== config.hiddenSize)
-        throw new RangeError(`inputsEmbeds must be (batch, sequence, ${config.hiddenSize}), got shape [${h.shape}]`);
-    }
-    const [B, Tn] = h.shape as [number, number];
-    const cache = input.cache;
-    const past = cache ? cache.length : 0;
-    if (past + Tn > config.maxPositionEmbeddings)
-      throw new RangeError(`sequence of ${past + Tn} tokens exceeds the model's ${config.maxPositionEmbeddings} positions`);
-    if (cache && past + Tn > cache.maxLength)
-      throw new RangeError(`the KV cache holds ${cache.maxLength} positions; ${past + Tn} are needed`);
-    const mask = input.attentionMask ?? null;
-    if (mask && (mask.ndim !== 2 || mask.size(0) !== B || mask.size(1) !== past + Tn))
-      throw new RangeError(`attentionMask must be (batch, cached + new tokens) = [${B}, ${past + Tn}], got [${mask.shape}]`);
-    const positionIds = input.positionIds ?? defaultPositionIds(mask, B, Tn, past, h.device);
-    const [cos, sin] = this.rotary_emb.forward(h, positionIds);
-    // No padding: causal masking for a prompt, nothing at all for one new token after a cache.
-    const attnMask = mask === null && past === 0 ? "causal" : mask === null && Tn === 1 ? "none" : buildAttentionMask(mask, B, Tn, past, h.device);
-    const hiddenStates: Tensor[] | undefined = input.outputHiddenStates ? [h] : undefined;
-    for (const layer of this.layers) {
-      h = layer.forward(h, cos, sin, attnMask, cache, past);
-      hiddenStates?.push(h);
-    }
-    if (cache) cache.advance(Tn);
-    h = this.norm.forward(h);
-    if (hiddenStates) hiddenStates[hiddenStates.length - 1] = h;
-    return { lastHiddenState: h, hiddenStates };
+      const [B, Tn] = h.shape as [number, number];
+      const cache = input.cache;
+      const past = cache ? cache.length : 0;
+      if (past + Tn > config.maxPositionEmbeddings)
+        throw new RangeError(`sequence of ${past + Tn} tokens exceeds the model's ${config.maxPositionEmbeddings} positions`);
+      if (cache && past + Tn > cache.maxLength)
+        throw new RangeError(`the KV cache holds ${cache.maxLength} positions; ${past + Tn} are needed`);
+      const mask = input.attentionMask ?? null;
+      if (mask && (mask.ndim !== 2 || mask.size(0) !== B || mask.size(1) !== past + Tn))
+        throw new RangeError(`attentionMask must be (batch, cached + new tokens) = [${B}, ${past + Tn}], got [${mask.shape}]`);
+      const positionIds = input.positionIds ?? defaultPositionIds(mask, B, Tn, past, h.device);
+      const [cos, sin] = this.rotary_emb.forward(h, positionIds);
+      // No padding: causal masking for a prompt, nothing at all for one new token after a cache.
+      const attnMask = mask === null && past === 0 ? "causal" : mask === null && Tn === 1 ? "none" : buildAttentionMask(mask, B, Tn, past, h.device);
+      const hiddenStates: Tensor[] | undefined = input.outputHiddenStates ? [h] : undefined;
+      for (const layer of this.layers) {
+        h = layer.forward(h, cos, sin, attnMask, cache, past);
+        hiddenStates?.push(h);
+      }
+      if (cache) cache.advance(Tn);
+      h = this.norm.forward(h);
+      if (hiddenStates) hiddenStates[hiddenStates.length - 1] = h;
+      return { lastHiddenState: h, hiddenStates };
+    });
   }
 }
 
@@ -318,15 +320,17 @@ export class LlamaForCausalLM extends Module {
   }
 
   forward(input: LlamaForwardInput): LlamaOutput {
-    const { lastHiddenState, hiddenStates } = this.model.forward(input);
-    const keep = input.logitsToKeep;
-    if (keep !== undefined && input.labels) throw new TypeError("logitsToKeep cannot be combined with labels (the loss needs every position)");
-    const h = keep === undefined ? lastHiddenState : lastHiddenState.slice(1, -keep);
-    const logits = this.lm_head.forward(h); // (B, T or keep, V)
-    const out: LlamaOutput = { logits };
-    if (hiddenStates) out.hiddenStates = hiddenStates;
-    if (input.labels) out.loss = causalLmLoss(logits, input.labels);
-    return out;
+    return T.scope(() => {
+      const { lastHiddenState, hiddenStates } = this.model.forward(input);
+      const keep = input.logitsToKeep;
+      if (keep !== undefined && input.labels) throw new TypeError("logitsToKeep cannot be combined with labels (the loss needs every position)");
+      const h = keep === undefined ? lastHiddenState : lastHiddenState.slice(1, -keep);
+      const logits = this.lm_head.forward(h); // (B, T or keep, V)
+      const out: LlamaOutput = { logits };
+      if (hiddenStates) out.hiddenStates = hiddenStates;
+      if (input.labels) out.loss = causalLmLoss(logits, input.labels);
+      return out;
+    });
   }
 
   /**

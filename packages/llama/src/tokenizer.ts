@@ -54,7 +54,7 @@ export class AutoTokenizer {
     private json: TokenizerJson,
     private readonly config: Record<string, unknown>,
     readonly chatTemplate: string | null,
-    templateOrigin = "chat template",
+    private readonly templateOrigin = "chat template",
   ) {
     if (!json || typeof json !== "object" || !json.model || typeof json.model !== "object")
       throw new T.ConfigError(["tokenizer.json has no model object (not a fast-tokenizer file?)"], templateOrigin);
@@ -171,7 +171,8 @@ export class AutoTokenizer {
     messages: readonly ChatMessage[],
     options: { addGenerationPrompt?: boolean; tokenize?: boolean; extra?: Record<string, unknown> } = {},
   ): string | number[] {
-    if (!this.template) throw new Error("this tokenizer has no chat_template (not in tokenizer_config.json nor chat_template.jinja)");
+    if (!this.template)
+      throw new Error(`${this.templateOrigin}: this tokenizer has no chat_template (not in tokenizer_config.json nor chat_template.jinja); pass the conversation as plain text or add a template`);
     if (!Array.isArray(messages) || messages.some((m) => typeof m?.role !== "string" || typeof m?.content !== "string"))
       throw new TypeError("applyChatTemplate(): messages must be an array of {role: string, content: string}");
     const text = this.template.render({

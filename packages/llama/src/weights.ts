@@ -12,5 +12,6 @@ export function withTiedLmHead(source: T.nn.StateDictSource & { keys(): Iterable
     keys: () => [...keys, "lm_head.weight"],
     get: (k) => lazy.get(from(k)),
     shapeOf: (k) => (lazy.shapeOf ? lazy.shapeOf(from(k)) : lazy.get(from(k)).shape),
-  };
+    path: (source as { path?: string }).path, // named in loading errors
+  } as T.nn.StateDictSource;
 }

@@ -82,7 +82,7 @@ describe("chat templates render with limits", () => {
   const render = (source: string) => new ChatTemplate(source, "tokenizer_config.json").render({ messages: [{ role: "user", content: "hi" }] });
   const attacks: [string, string, RegExp][] = [
     ["range(10**9) (killed the process with a V8 fatal error)", "{% for i in range(10**9) %}x{% endfor %}", /range\(\) of 1000000000 items, more than 100000/],
-    ["nested loops", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", /exceeded a rendering limit \(more than (1000000 evaluation steps|5000 ms)\)/],
+    ["nested loops", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", /exceeded a rendering limit \(more than (1000000 evaluation steps|2000 ms)\)/],
     ["string doubling", "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}", /a string longer than 4000000 characters/],
     ["list doubling", "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", /a list longer than 100000 items/],
     ["recursive macro", "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", /chat template (failed to render|exceeded a rendering limit)/],

@@ -133,6 +133,10 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
         : null,
   };
   if (addition !== "text_time") r.ignore("addition_time_embed_dim", "projection_class_embeddings_input_dim");
+  else if (config.textTime && config.textTime.inputDim <= 6 * config.textTime.timeEmbedDim)
+    r.fail(
+      `projection_class_embeddings_input_dim (${config.textTime.inputDim}) must exceed 6 x addition_time_embed_dim (${6 * config.textTime.timeEmbedDim}): the rest is the pooled embedding's width`,
+    );
   if (r.problems.length) throw new UNetConfigError(r.problems, where);
   const unknown = r.unreadKeys();
   if (unknown.length) throw new UNetConfigError([`unknown keys ${unknown.join(", ")}: this UNet cannot tell whether they change the output`], where);

@@ -9,7 +9,7 @@ import sharp from "sharp";
 import { DDIMScheduler } from "./schedulers/ddim.js";
 import { DPMSolverMultistepScheduler } from "./schedulers/dpm-solver-multistep.js";
 import { EulerDiscreteScheduler } from "./schedulers/euler-discrete.js";
-import type { Scheduler, SchedulerConfigJson } from "./schedulers/scheduler.js";
+import { type Scheduler, SchedulerConfigError, type SchedulerConfigJson } from "./schedulers/scheduler.js";
 import { UNet2DConditionModel } from "./unet.js";
 import { AutoencoderKL } from "./vae.js";
 
@@ -54,17 +54,23 @@ export class DecoderError extends Error {
 }
 
 /** Makes the scheduler a scheduler_config.json names. */
-export function schedulerFromConfig(json: SchedulerConfigJson): Scheduler {
-  switch (json._class_name) {
-    case "EulerDiscreteScheduler":
-    case undefined:
-      return EulerDiscreteScheduler.fromConfig(json);
-    case "DDIMScheduler":
-      return DDIMScheduler.fromConfig(json);
-    case "DPMSolverMultistepScheduler":
-      return DPMSolverMultistepScheduler.fromConfig(json);
-    default:
-      throw new DecoderError(`scheduler ${json._class_name} is not supported (EulerDiscreteScheduler, DDIMScheduler, DPMSolverMultistepScheduler)`);
+export function schedulerFromConfig(json: SchedulerConfigJson, where?: string): Scheduler {
+  try {
+    switch (json._class_name) {
+      case "EulerDiscreteScheduler":
+      case undefined:
+        return EulerDiscreteScheduler.fromConfig(json);
+      case "DDIMScheduler":
+        return DDIMScheduler.fromConfig(json);
+      case "DPMSolverMultistepScheduler":
+        return DPMSolverMultistepScheduler.fromConfig(json);
+      default:
+        throw new DecoderError(`scheduler ${JSON.stringify(json._class_name)} is not supported (EulerDiscreteScheduler, DDIMScheduler, DPMSolverMultistepScheduler)`);
+    }
+  } catch (e) {
+    // name the file the settings came from
+    if (where && (e instanceof SchedulerConfigError || e instanceof DecoderError)) e.message = `${where}: ${e.message}`;
+    throw e;
   }
 }
 
@@ -87,7 +93,7 @@ export class SdxlDecoder {
     const schedulerJson = T.readJsonFile(schedulerPath, "scheduler config");
     if (schedulerJson === null || typeof schedulerJson !== "object" || Array.isArray(schedulerJson))
       throw new DecoderError(`${schedulerPath}: the scheduler config must be a JSON object`);
-    return new SdxlDecoder(unet, vae, schedulerFromConfig(schedulerJson as SchedulerConfigJson));
+    return new SdxlDecoder(unet, vae, schedulerFromConfig(schedulerJson as SchedulerConfigJson, schedulerPath));
   }
 
   private check(cond: Tensor, o: DecodeOptions): { height: number; width: number; steps: number; guidance: number } {
@@ -116,11 +122,7 @@ export class SdxlDecoder {
     const B = cond.size(0);
     const cfg = guidance > 1;
     const f = this.vae.downsampleFactor;
-    const held: Tensor[] = [];
-    const keep = <X extends Tensor>(t: X) => {
-      held.push(T.keep(t));
-      return t;
-    };
+    const owned = new T.Owned(); // the loop's state across steps; freed however the loop ends
     try {
       const { context, pooled, timeIds } = T.noGrad(() =>
         T.scope(() => {
@@ -133,10 +135,10 @@ export class SdxlDecoder {
             : { context: c, pooled: p, timeIds: ids.contiguous() };
         }),
       );
-      for (const t of [context, pooled, timeIds]) keep(t);
+      for (const t of [context, pooled, timeIds]) owned.hold(t);
       scheduler.setTimesteps(steps);
       const shape = [B, this.unet.config.inChannels, height / f, width / f];
-      let latents = keep(
+      let latents = owned.hold(
         T.noGrad(() =>
           T.scope(() => {
             const start = options.latents ?? T.randn(shape, { dtype: "float32", device, generator: new T.Generator({ seed: options.seed ?? Math.floor(Math.random() * 2 ** 31), device }) });
@@ -157,8 +159,7 @@ export class SdxlDecoder {
             return scheduler.step(noise, t, latents).prevSample;
           }),
         );
-        latents.dispose();
-        latents = keep(next);
+        latents = owned.replace(latents, next);
         yield { step: i, timestep: t, latents };
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -167,7 +168,7 @@ export class SdxlDecoder {
       );
       return { images, latents: latents.clone() };
     } finally {
-      for (const t of held) t.dispose();
+      owned.dispose();
     }
   }
 

@@ -324,36 +324,38 @@ export class UNet2DConditionModel extends Module {
   }
 
   forward(input: UNetInput): { sample: Tensor } {
-    const c = this.config;
-    const x = input.sample;
-    const [B, C, H, W] = x.shape as [number, number, number, number];
-    if (x.ndim !== 4 || C !== c.inChannels) throw new RangeError(`sample must be (batch, ${c.inChannels}, H, W), got [${x.shape}]`);
-    if (H % this.downsampleFactor || W % this.downsampleFactor) throw new RangeError(`sample height and width must be multiples of ${this.downsampleFactor}, got ${H}x${W}`);
-    const context = input.encoderHiddenStates;
-    if (context.ndim !== 3 || context.size(0) !== B || context.size(2) !== c.crossAttentionDim)
-      throw new RangeError(`encoderHiddenStates must be (${B}, tokens, ${c.crossAttentionDim}), got [${context.shape}]`);
-    const dtype = this.conv_in.weight.dtype;
-    const t = typeof input.timestep === "number" ? T.full([B], input.timestep, { dtype: "float32", device: x.device }) : input.timestep.expand([B]);
-    let temb = this.time_embedding.forward(timestepEmbedding(t, c.blockOutChannels[0]!, c.flipSinToCos, c.freqShift).to(dtype));
-    if (this.add_embedding && c.textTime) {
-      const cond = input.addedCondKwargs;
-      if (!cond) throw new TypeError("this UNet has a text_time addition embedding: pass addedCondKwargs {textEmbeds, timeIds}");
-      const timeEmb = timestepEmbedding(cond.timeIds.flatten(), c.textTime.timeEmbedDim, c.flipSinToCos, c.freqShift).reshape([B, -1]);
-      const addIn = T.cat([cond.textEmbeds, timeEmb.to(cond.textEmbeds.dtype)], -1);
-      if (addIn.size(1) !== c.textTime.inputDim)
-        throw new RangeError(`textEmbeds (${cond.textEmbeds.size(-1)}) + 6 time ids x ${c.textTime.timeEmbedDim} must be ${c.textTime.inputDim} wide, got ${addIn.size(1)}`);
-      temb = temb.add(this.add_embedding.forward(addIn.to(dtype)));
-    }
-    let h = this.conv_in.forward(x.to(dtype));
-    const skips: Tensor[] = [h];
-    for (const block of this.down_blocks) {
-      const [out, s] = block.forward(h, temb, context.to(dtype));
-      h = out;
-      skips.push(...s);
-    }
-    h = this.mid_block.forward(h, temb, context.to(dtype));
-    for (const block of this.up_blocks) h = block.forward(h, skips, temb, context.to(dtype));
-    return { sample: this.conv_out.forward(T.silu(this.conv_norm_out.forward(h))) };
+    return T.scope(() => {
+      const c = this.config;
+      const x = input.sample;
+      const [B, C, H, W] = x.shape as [number, number, number, number];
+      if (x.ndim !== 4 || C !== c.inChannels) throw new RangeError(`sample must be (batch, ${c.inChannels}, H, W), got [${x.shape}]`);
+      if (H % this.downsampleFactor || W % this.downsampleFactor) throw new RangeError(`sample height and width must be multiples of ${this.downsampleFactor}, got ${H}x${W}`);
+      const context = input.encoderHiddenStates;
+      if (context.ndim !== 3 || context.size(0) !== B || context.size(2) !== c.crossAttentionDim)
+        throw new RangeError(`encoderHiddenStates must be (${B}, tokens, ${c.crossAttentionDim}), got [${context.shape}]`);
+      const dtype = this.conv_in.weight.dtype;
+      const t = typeof input.timestep === "number" ? T.full([B], input.timestep, { dtype: "float32", device: x.device }) : input.timestep.expand([B]);
+      let temb = this.time_embedding.forward(timestepEmbedding(t, c.blockOutChannels[0]!, c.flipSinToCos, c.freqShift).to(dtype));
+      if (this.add_embedding && c.textTime) {
+        const cond = input.addedCondKwargs;
+        if (!cond) throw new TypeError("this UNet has a text_time addition embedding: pass addedCondKwargs {textEmbeds, timeIds}");
+        const timeEmb = timestepEmbedding(cond.timeIds.flatten(), c.textTime.timeEmbedDim, c.flipSinToCos, c.freqShift).reshape([B, -1]);
+        const addIn = T.cat([cond.textEmbeds, timeEmb.to(cond.textEmbeds.dtype)], -1);
+        if (addIn.size(1) !== c.textTime.inputDim)
+          throw new RangeError(`textEmbeds (${cond.textEmbeds.size(-1)}) + 6 time ids x ${c.textTime.timeEmbedDim} must be ${c.textTime.inputDim} wide, got ${addIn.size(1)}`);
+        temb = temb.add(this.add_embedding.forward(addIn.to(dtype)));
+      }
+      let h = this.conv_in.forward(x.to(dtype));
+      const skips: Tensor[] = [h];
+      for (const block of this.down_blocks) {
+        const [out, s] = block.forward(h, temb, context.to(dtype));
+        h = out;
+        skips.push(...s);
+      }
+      h = this.mid_block.forward(h, temb, context.to(dtype));
+      for (const block of this.up_blocks) h = block.forward(h, skips, temb, context.to(dtype));
+      return { sample: this.conv_out.forward(T.silu(this.conv_norm_out.forward(h))) };
+    });
   }
 
   /** Loads a diffusers `unet/` folder (config.json + diffusion_pytorch_model.safetensors, or shards), strictly. */

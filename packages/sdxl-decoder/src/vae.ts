@@ -195,6 +195,16 @@ export class DiagonalGaussian {
     this.logvar = logvar.clamp(-30, 20);
     this.std = this.logvar.mul(0.5).exp();
   }
+  /** A distribution from its already computed parts (no new tensors). */
+  static fromParts(mean: Tensor, logvar: Tensor, std: Tensor): DiagonalGaussian {
+    const g = Object.create(DiagonalGaussian.prototype) as { mean: Tensor; logvar: Tensor; std: Tensor };
+    Object.assign(g, { mean, logvar, std });
+    return g as unknown as DiagonalGaussian;
+  }
+  /** Frees the three tensors. */
+  dispose(): void {
+    for (const t of [this.mean, this.logvar, this.std]) t.dispose();
+  }
   /** mean + std * noise, noise from `generator` (reproducible). */
   sample(generator?: T.Generator): Tensor {
     return T.scope(() => this.mean.add(this.std.mul(T.randn(this.mean.shape, { dtype: this.mean.dtype, device: this.mean.device, generator }))));
@@ -229,15 +239,22 @@ export class AutoencoderKL extends Module {
     const [, C, H, W] = pixels.shape as [number, number, number, number];
     if (pixels.ndim !== 4 || C !== this.config.inChannels) throw new RangeError(`encode: pixels must be (batch, ${this.config.inChannels}, H, W), got [${pixels.shape}]`);
     if (H % f || W % f) throw new RangeError(`encode: height and width must be multiples of ${f}, got ${H}x${W}`);
-    const h = this.encoder.forward(pixels);
-    return new DiagonalGaussian(this.quant_conv ? this.quant_conv.forward(h) : h);
+    // only the distribution's tensors outlive the call (the memory contract)
+    const parts = T.scope(() => {
+      const h = this.encoder.forward(pixels);
+      const g = new DiagonalGaussian(this.quant_conv ? this.quant_conv.forward(h) : h);
+      return { mean: g.mean, logvar: g.logvar, std: g.std };
+    });
+    return DiagonalGaussian.fromParts(parts.mean, parts.logvar, parts.std);
   }
 
   /** latents (B, L, h, w) (unscaled: divide by scalingFactor first) -> pixels (B, 3, h f, w f), about [-1, 1]. */
   decode(latents: Tensor): Tensor {
-    if (latents.ndim !== 4 || latents.size(1) !== this.config.latentChannels)
-      throw new RangeError(`decode: latents must be (batch, ${this.config.latentChannels}, h, w), got [${latents.shape}]`);
-    return this.decoder.forward(this.post_quant_conv ? this.post_quant_conv.forward(latents) : latents);
+    return T.scope(() => {
+      if (latents.ndim !== 4 || latents.size(1) !== this.config.latentChannels)
+        throw new RangeError(`decode: latents must be (batch, ${this.config.latentChannels}, h, w), got [${latents.shape}]`);
+      return this.decoder.forward(this.post_quant_conv ? this.post_quant_conv.forward(latents) : latents);
+    });
   }
 
   /** Loads a diffusers `vae/` folder (config.json + diffusion_pytorch_model.safetensors), strictly. */

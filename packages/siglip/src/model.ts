@@ -206,11 +206,13 @@ export class SiglipVisionTransformer extends Module {
     this.head = config.visionUseHead ? new SiglipMultiheadAttentionPoolingHead(config, options) : null;
   }
   forward(pixelValues: Tensor, options: { outputHiddenStates?: boolean } = {}): VisionOutput {
-    const states = this.encoder.forward(this.embeddings.forward(pixelValues));
-    const last = this.post_layernorm.forward(states[states.length - 1]!);
-    const out: VisionOutput = { lastHiddenState: last, poolerOutput: this.head ? this.head.forward(last) : null };
-    if (options.outputHiddenStates) out.hiddenStates = states;
-    return out;
+    return T.scope(() => {
+      const states = this.encoder.forward(this.embeddings.forward(pixelValues));
+      const last = this.post_layernorm.forward(states[states.length - 1]!);
+      const out: VisionOutput = { lastHiddenState: last, poolerOutput: this.head ? this.head.forward(last) : null };
+      if (options.outputHiddenStates) out.hiddenStates = states;
+      return out;
+    });
   }
 }
 
@@ -227,16 +229,20 @@ export class SiglipVisionModel extends Module {
     this.vision_model = new SiglipVisionTransformer(config, options);
   }
   forward(input: { pixelValues: Tensor; outputHiddenStates?: boolean }): VisionOutput {
-    return this.vision_model.forward(input.pixelValues, input);
+    return T.scope(() => {
+      return this.vision_model.forward(input.pixelValues, input);
+    });
   }
   /** Patch features for a downstream model (Pisces' understanding path): (B, N, D) at `featureLayer`. */
   imageFeatures(pixelValues: Tensor, featureLayer: FeatureLayer = "last"): Tensor {
-    if (featureLayer === "last") return this.forward({ pixelValues }).lastHiddenState;
-    const states = this.forward({ pixelValues, outputHiddenStates: true }).hiddenStates!;
-    const i = featureLayer < 0 ? states.length + featureLayer : featureLayer;
-    const h = states[i];
-    if (!h) throw new RangeError(`featureLayer ${featureLayer} is out of range for ${states.length} hidden states`);
-    return h;
+    return T.scope(() => {
+      if (featureLayer === "last") return this.forward({ pixelValues }).lastHiddenState;
+      const states = this.forward({ pixelValues, outputHiddenStates: true }).hiddenStates!;
+      const i = featureLayer < 0 ? states.length + featureLayer : featureLayer;
+      const h = states[i];
+      if (!h) throw new RangeError(`featureLayer ${featureLayer} is out of range for ${states.length} hidden states`);
+      return h;
+    });
   }
   /**
    * Loads `vision_model.*` from a SiglipVisionModel or a full SiglipModel checkpoint folder
@@ -290,19 +296,21 @@ export class SiglipTextTransformer extends Module {
   }
   /** inputIds (B, L) padded to a fixed length as SigLIP's tokenizer does; attentionMask (B, L) optional. */
   forward(inputIds: Tensor, options: { attentionMask?: Tensor | null; outputHiddenStates?: boolean } = {}): TextOutput {
-    const { vocabSize, maxPositionEmbeddings } = this.config;
-    if (inputIds.ndim !== 2) throw new RangeError(`inputIds must be (batch, length), got [${inputIds.shape}]`);
-    if (inputIds.size(1) > maxPositionEmbeddings) throw new RangeError(`${inputIds.size(1)} tokens exceed the text tower's ${maxPositionEmbeddings} positions`);
-    if (T.scope(() => inputIds.lt(0).logicalOr(inputIds.ge(vocabSize)).any().item())) {
-      const [lo, hi] = T.scope(() => [inputIds.min().item(), inputIds.max().item()]);
-      throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${vocabSize}`);
-    }
-    const mask = options.attentionMask ? options.attentionMask.to("bool").unsqueeze(1).unsqueeze(1) : null; // (B, 1, 1, L)
-    const states = this.encoder.forward(this.embeddings.forward(inputIds), mask);
-    const last = this.final_layer_norm.forward(states[states.length - 1]!);
-    const out: TextOutput = { lastHiddenState: last, poolerOutput: this.head.forward(last.select(1, -1)) };
-    if (options.outputHiddenStates) out.hiddenStates = states;
-    return out;
+    return T.scope(() => {
+      const { vocabSize, maxPositionEmbeddings } = this.config;
+      if (inputIds.ndim !== 2) throw new RangeError(`inputIds must be (batch, length), got [${inputIds.shape}]`);
+      if (inputIds.size(1) > maxPositionEmbeddings) throw new RangeError(`${inputIds.size(1)} tokens exceed the text tower's ${maxPositionEmbeddings} positions`);
+      if (T.scope(() => inputIds.lt(0).logicalOr(inputIds.ge(vocabSize)).any().item())) {
+        const [lo, hi] = T.scope(() => [inputIds.min().item(), inputIds.max().item()]);
+        throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${vocabSize}`);
+      }
+      const mask = options.attentionMask ? options.attentionMask.to("bool").unsqueeze(1).unsqueeze(1) : null; // (B, 1, 1, L)
+      const states = this.encoder.forward(this.embeddings.forward(inputIds), mask);
+      const last = this.final_layer_norm.forward(states[states.length - 1]!);
+      const out: TextOutput = { lastHiddenState: last, poolerOutput: this.head.forward(last.select(1, -1)) };
+      if (options.outputHiddenStates) out.hiddenStates = states;
+      return out;
+    });
   }
 }
 
@@ -340,24 +348,30 @@ export class SiglipModel extends Module {
     bias.dispose();
   }
   getImageFeatures(pixelValues: Tensor): Tensor {
-    const pooled = this.vision_model.forward(pixelValues).poolerOutput;
-    if (!pooled) throw new Error("this vision tower has no pooling head (vision_use_head is false)");
-    return pooled;
+    return T.scope(() => {
+      const pooled = this.vision_model.forward(pixelValues).poolerOutput;
+      if (!pooled) throw new Error("this vision tower has no pooling head (vision_use_head is false)");
+      return pooled;
+    });
   }
   getTextFeatures(inputIds: Tensor, attentionMask?: Tensor | null): Tensor {
-    return this.text_model.forward(inputIds, { attentionMask }).poolerOutput;
+    return T.scope(() => {
+      return this.text_model.forward(inputIds, { attentionMask }).poolerOutput;
+    });
   }
   forward(input: { inputIds: Tensor; pixelValues: Tensor; attentionMask?: Tensor | null; outputHiddenStates?: boolean }): SiglipOutput {
-    const visionOutput = this.vision_model.forward(input.pixelValues, input);
-    const textOutput = this.text_model.forward(input.inputIds, input);
-    if (!visionOutput.poolerOutput) throw new Error("this vision tower has no pooling head (vision_use_head is false)");
-    if (visionOutput.poolerOutput.size(-1) !== textOutput.poolerOutput.size(-1))
-      throw new RangeError(`image embeddings (${visionOutput.poolerOutput.size(-1)}) and text embeddings (${textOutput.poolerOutput.size(-1)}) differ in width`);
-    const normalize = (x: Tensor) => x.div(x.norm(2, -1, { keepdim: true }));
-    const imageEmbeds = normalize(visionOutput.poolerOutput);
-    const textEmbeds = normalize(textOutput.poolerOutput);
-    const logitsPerText = textEmbeds.matmul(imageEmbeds.mT).mul(this.logit_scale.exp()).add(this.logit_bias);
-    return { logitsPerImage: logitsPerText.mT, logitsPerText, imageEmbeds, textEmbeds, textOutput, visionOutput };
+    return T.scope(() => {
+      const visionOutput = this.vision_model.forward(input.pixelValues, input);
+      const textOutput = this.text_model.forward(input.inputIds, input);
+      if (!visionOutput.poolerOutput) throw new Error("this vision tower has no pooling head (vision_use_head is false)");
+      if (visionOutput.poolerOutput.size(-1) !== textOutput.poolerOutput.size(-1))
+        throw new RangeError(`image embeddings (${visionOutput.poolerOutput.size(-1)}) and text embeddings (${textOutput.poolerOutput.size(-1)}) differ in width`);
+      const normalize = (x: Tensor) => x.div(x.norm(2, -1, { keepdim: true }));
+      const imageEmbeds = normalize(visionOutput.poolerOutput);
+      const textEmbeds = normalize(textOutput.poolerOutput);
+      const logitsPerText = textEmbeds.matmul(imageEmbeds.mT).mul(this.logit_scale.exp()).add(this.logit_bias);
+      return { logitsPerImage: logitsPerText.mT, logitsPerText, imageEmbeds, textEmbeds, textOutput, visionOutput };
+    });
   }
   /** Loads a SiglipModel checkpoint folder (config.json with text_config and vision_config), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): SiglipModel {

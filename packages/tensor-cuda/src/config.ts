@@ -48,9 +48,31 @@ interface NumberRule {
 const show = (v: unknown): string => {
   if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
   if (typeof v === "number") return String(v);
-  const s = JSON.stringify(v);
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    return "a value too deeply nested to show";
+  }
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 80)}...` : s;
 };
+
+/** Configs never nest deeper than a few levels; deeper input is refused before any recursive walk. */
+export const MAX_CONFIG_DEPTH = 64;
+
+function depthOf(value: unknown, limit: number): number {
+  // iterative, so a value nested 100,000 deep cannot overflow the stack
+  const stack: [unknown, number][] = [[value, 1]];
+  let max = 0;
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    max = Math.max(max, d);
+    if (max > limit) return max;
+    for (const x of Object.values(v as object)) stack.push([x, d + 1]);
+  }
+  return max;
+}
 
 /**
  * Reads one config object. Every getter records the key as read; problems accumulate and
@@ -306,9 +328,12 @@ export function readJsonFile(path: string, what = "config", maxBytes = MAX_CONFI
   } finally {
     closeSync(fd);
   }
+  let json: unknown;
   try {
-    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    json = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (e) {
-    throw new ConfigError([`not valid JSON (${(e as Error).message})`], path);
+    throw new ConfigError([`not valid JSON (${(e as Error).message.slice(0, 200)})`], path);
   }
+  if (depthOf(json, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) throw new ConfigError([`the JSON nests deeper than ${MAX_CONFIG_DEPTH} levels`], path);
+  return json;
 }

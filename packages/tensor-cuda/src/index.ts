@@ -54,7 +54,7 @@ export {
   silu,
   softmax,
 } from "./functional.js";
-export { inference, keep, type MemoryStats, memoryStats, scope, scopeAsync } from "./memory.js";
+export { inference, keep, type MemoryStats, memoryStats, Owned, scope, scopeAsync } from "./memory.js";
 export { OutOfMemoryError, SafetensorsError, type SafetensorsErrorCode, StateDictError, TorchError } from "./errors.js";
 export { loadSafetensors, MAX_HEADER_SIZE, saveSafetensors, SafetensorsFile, SafetensorsReader, type TensorInfo } from "./safetensors.js";
 export { BOOKKEEPING_KEYS, CONFIG_LIMITS, ConfigError, ConfigReader, MAX_CONFIG_BYTES, readJsonFile } from "./config.js";

@@ -205,3 +205,37 @@ export function inference<T>(fn: () => T | Promise<T>): T | Promise<T> {
     },
   );
 }
+
+/**
+ * The tensors a long-running loop owns across steps (a generator's state, a denoising loop's
+ * latents): held out of every scope, replaced step by step, and all freed by `dispose()` (or
+ * `using`), whether the loop finishes, throws or is abandoned.
+ */
+export class Owned {
+  private readonly tensors = new Set<Disposable>();
+  /** Takes ownership of `t` (no scope will free it) and returns it. */
+  hold<X extends Disposable>(t: X): X {
+    if (!this.tensors.has(t)) this.tensors.add(keep(t));
+    return t;
+  }
+  /** Frees `old` (if owned here) and holds `next` in its place. */
+  replace<X extends Disposable>(old: Disposable | null | undefined, next: X): X {
+    if (old && old !== (next as Disposable) && this.tensors.delete(old)) old.dispose();
+    return this.hold(next);
+  }
+  /** Hands `t` back to the caller: no longer freed by dispose(). */
+  release<X extends Disposable>(t: X): X {
+    this.tensors.delete(t);
+    return t;
+  }
+  get size(): number {
+    return this.tensors.size;
+  }
+  dispose(): void {
+    for (const t of this.tensors) t.dispose();
+    this.tensors.clear();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

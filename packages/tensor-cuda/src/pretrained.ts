@@ -9,6 +9,7 @@ import type { DType } from "./dtype.js";
 import { checkedDir, FileError } from "./files.js";
 import type { Module, StateDictSource } from "./nn/module.js";
 import { buildWithinBudget } from "./nn/module.js";
+import { StateDictError } from "./errors.js";
 import { loadSafetensors, type SafetensorsReader } from "./safetensors.js";
 import type { Device } from "./tensor.js";
 
@@ -62,9 +63,10 @@ export function withOptionalPrefix(reader: SafetensorsReader, prefix: string, ig
       reader.path,
       `the checkpoint mixes keys with and without the '${prefix}' prefix (${prefixed.length} with, e.g. '${prefixed[0]}'; ${others.length} without, e.g. '${others[0]}'): expected all of them one way`,
     );
-  if (prefixed.length) return { keys: () => prefixed, get: (k) => reader.get(k), shapeOf: (k) => reader.shapeOf(k) };
+  const path = reader.path;
+  if (prefixed.length) return Object.assign({ keys: () => prefixed, get: (k: string) => reader.get(k), shapeOf: (k: string) => reader.shapeOf(k) }, { path });
   const strip = (k: string) => k.slice(prefix.length);
-  return { keys: () => others.map((k) => prefix + k), get: (k) => reader.get(strip(k)), shapeOf: (k) => reader.shapeOf(strip(k)) };
+  return Object.assign({ keys: () => others.map((k) => prefix + k), get: (k: string) => reader.get(strip(k)), shapeOf: (k: string) => reader.shapeOf(strip(k)) }, { path });
 }
 
 /** Number of tensors a lazy source lists. */
@@ -90,6 +92,15 @@ export function loadPretrained<M extends Module>(spec: {
   const { dtype, device } = resolveLoadOptions(spec.options);
   const budget = countKeys(spec.weights) + 256;
   const model = buildWithinBudget(budget, spec.what, () => spec.build({ dtype, device: "meta" }));
-  model.loadStateDict(spec.weights, { assign: true, dtype, device });
+  try {
+    model.loadStateDict(spec.weights, { assign: true, dtype, device });
+  } catch (e) {
+    // name the files: a bare key list does not say which checkpoint it came from
+    if (e instanceof StateDictError) {
+      const weightsPath = (spec.weights as { path?: unknown }).path;
+      e.message = `${spec.what}${typeof weightsPath === "string" ? ` with ${weightsPath}` : ""}: ${e.message}`;
+    }
+    throw e;
+  }
   return model.eval();
 }
