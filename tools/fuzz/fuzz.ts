@@ -4,7 +4,7 @@
 // over-memory (> 1 GiB RSS) or accepted (the mutation loaded; often harmless, e.g. a changed
 // weight value). Not part of `pnpm test`: the fixed regression corpus lives in each package's
 // test/untrusted.test.ts.
-//   tsx --conditions=@pisces/source tools/fuzz/fuzz.ts [--cases 5000] [--formats gguf,image] [--seed 1]
+//   tsx --conditions=@pisces/source tools/fuzz/fuzz.ts [--cases 5000] [--formats gguf,image] [--seed 1] [--keep-accepted]
 import { type ChildProcess, fork } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
         const r = await w.run({ id: next.id, format: next.seed.format, kind: next.seed.kind, path });
         const result: Result = { ...r, format: next.seed.format, kind: next.seed.kind, path };
         results.push(result);
-        if (result.outcome === "clear" || result.outcome === "accepted") rmSync(path, { recursive: true, force: true });
+        if (result.outcome === "clear" || (result.outcome === "accepted" && !args.includes("--keep-accepted"))) rmSync(path, { recursive: true, force: true });
         if (results.length % 500 === 0) process.stderr.write(`${results.length}/${total} cases, ${Math.round((Date.now() - t0) / 1000)} s\n`);
       }
       w.stop();
@@ -401,6 +401,11 @@ async function main(): Promise<void> {
   const outcomes: Outcome[] = ["clear", "vague", "accepted", "crash", "hang", "slow", "over-memory"];
   const lines = [
     `# Fuzz results (${new Date().toISOString().slice(0, 10)}, seed ${arg("seed", "1")}, ${CASES} cases per format)`,
+    "",
+    "Each case is one mutated file loaded through the public API in a child process (1 GiB RSS and 20 s caps). " +
+      "clear: an error naming the file and the problem; vague: an error that does not; accepted: the file loaded and was used " +
+      "(mutations that leave a valid file: changed tensor bytes, string values, values still in range, trailing bytes, reformatted JSON); " +
+      "slow: over 5 s.",
     "",
     `| format | ${outcomes.join(" | ")} |`,
     `|---|${outcomes.map(() => "---:").join("|")}|`,
