@@ -1,5 +1,5 @@
 // Loads the libtorch addon built by scripts/build-native.mjs, and registers ATen operators by name.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { OutOfMemoryError, TorchError } from "./errors.js";
@@ -41,16 +41,36 @@ export interface NativeAddon {
   version(): string;
 }
 
+const REBUILD = "npx pisces-tensor-build (in your project; it runs this package's scripts/build-native.mjs --force)";
+
 function load(): NativeAddon {
   const url = new URL("../build/Release/pisces_tensor.node", import.meta.url);
   const path = fileURLToPath(url);
+  const infoPath = fileURLToPath(new URL("../build/Release/build-info.json", import.meta.url));
   if (!existsSync(path))
     throw new Error(
-      `@pisces/tensor-cuda: the libtorch addon is not built (${path} is missing). ` +
-        "Install PyTorch (pip install torch==2.13.0) or set LIBTORCH, then run `node scripts/build-native.mjs` in the package folder.",
+      `@pisces/tensor-cuda: the libtorch addon is not built (${path} is missing). It is built by this package's install script, which did not run:\n` +
+        "  - pnpm 10+ blocks install scripts by default (ERR_PNPM_IGNORED_BUILDS): run `pnpm approve-builds` and allow @pisces/tensor-cuda,\n" +
+        '    or add it to "pnpm": {"onlyBuiltDependencies": ["@pisces/tensor-cuda"]} in package.json, then `pnpm rebuild @pisces/tensor-cuda`;\n' +
+        "  - npm 11 warns and may skip them: allow them (npm install --allow-scripts=@pisces/tensor-cuda) or run the build yourself;\n" +
+        "  - if the build itself failed, its message said why (usually: no PyTorch/libtorch, no cmake, no C++20 compiler).\n" +
+        `  Build now: ${REBUILD}`,
     );
+  const info = existsSync(infoPath) ? (JSON.parse(readFileSync(infoPath, "utf8")) as { torchVersion?: string; libDir?: string; cuda?: string | null }) : null;
+  if (info?.libDir && !existsSync(info.libDir))
+    throw new Error(`@pisces/tensor-cuda: the addon was built against libtorch in ${info.libDir}, which no longer exists (torch uninstalled or moved). Rebuild: ${REBUILD}`);
   const require = createRequire(import.meta.url);
-  const addon = require(path) as NativeAddon;
+  let addon: NativeAddon;
+  try {
+    addon = require(path) as NativeAddon;
+  } catch (e) {
+    throw new Error(
+      `@pisces/tensor-cuda: the addon does not load against the libtorch now installed${info?.torchVersion ? ` (it was built for torch ${info.torchVersion})` : ""}: ${(e as Error).message.split("\n")[0]}. Rebuild: ${REBUILD}`,
+    );
+  }
+  const runtime = addon.version();
+  if (info?.torchVersion && info.torchVersion !== "unknown" && !info.torchVersion.startsWith(runtime))
+    throw new Error(`@pisces/tensor-cuda: the addon was built for torch ${info.torchVersion} but libtorch ${runtime} is loaded (torch was upgraded). Rebuild: ${REBUILD}`);
   addon.setErrorClasses(TorchError, OutOfMemoryError);
   return addon;
 }
