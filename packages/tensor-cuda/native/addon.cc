@@ -20,6 +20,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/work_pool.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -638,10 +640,11 @@ at::Tensor fewRowLinear(const at::Tensor& x, const at::Tensor& w, const std::opt
   const float* wp = w.const_data_ptr<float>();
   const float* bp = bc.defined() ? bc.const_data_ptr<float>() : nullptr;
   float* yp = out.mutable_data_ptr<float>();
-  const int64_t tiles = (N + 3) / 4, threads = at::get_num_threads();
-  // grain: an even split over the threads, but no chunk under ~64 KiB of w (parallel start-up costs more)
-  const int64_t grain = std::max<int64_t>((tiles + threads - 1) / threads, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)));
-  at::parallel_for(0, tiles, grain, [&](int64_t begin, int64_t end) {
+  const int64_t tiles = (N + 3) / 4;
+  // chunks of ~64 KiB of w, claimed by whichever thread is running (work_pool.h: a descheduled
+  // thread does not hold up the product on a busy machine)
+  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K));
+  pisces::WorkPool::instance().run(tiles, chunk, at::get_num_threads(), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
       const int64_t n0 = t * 4, rows = std::min<int64_t>(4, N - n0);
       const float* bt = bp ? bp + n0 : nullptr;
@@ -710,7 +713,7 @@ at::Tensor fusedRmsNorm(const at::Tensor& x, const std::optional<at::Tensor>& w,
   const float* xp = xc.const_data_ptr<float>();
   const float* wp = wc.defined() ? wc.const_data_ptr<float>() : nullptr;
   float* yp = out.mutable_data_ptr<float>();
-  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / D), [&](int64_t begin, int64_t end) {
+  pisces::WorkPool::instance().run(rows, std::max<int64_t>(1, 32768 / D), at::get_num_threads(), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       const float* xr = xp + r * D;
       float* yr = yp + r * D;

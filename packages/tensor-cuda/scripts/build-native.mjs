@@ -5,7 +5,7 @@
 // libtorch folder); a later run rebuilds when that changed, and at load time a mismatch is a clear
 // error naming the command that rebuilds (`npx pisces-tensor-build`, this script).
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,14 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const output = join(root, "build", "Release", "pisces_tensor.node");
 const infoPath = join(root, "build", "Release", "build-info.json");
-const source = join(root, "native", "addon.cc");
+/** The newest modification time among the native sources (addon.cc and native/kernels/*). */
+function sourcesMtime() {
+  const dirs = [join(root, "native"), join(root, "native", "kernels")];
+  let newest = statSync(join(root, "CMakeLists.txt")).mtimeMs;
+  for (const dir of dirs)
+    if (existsSync(dir)) for (const f of readdirSync(dir)) if (/\.(cc|h|hpp)$/.test(f)) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
+  return newest;
+}
 const force = process.argv.includes("--force");
 
 function fail(message) {
@@ -69,7 +76,7 @@ const torch = findLibtorch();
 const wanted = { torchVersion: torch.torchVersion, cuda: torch.cuda ?? null, libDir: torch.libDir, nodeModules: process.versions.modules };
 const recorded = existsSync(infoPath) ? JSON.parse(readFileSync(infoPath, "utf8")) : null;
 const sameTarget = recorded && ["torchVersion", "cuda", "libDir", "nodeModules"].every((k) => recorded[k] === wanted[k]);
-if (!force && existsSync(output) && statSync(output).mtimeMs > statSync(source).mtimeMs && sameTarget) {
+if (!force && existsSync(output) && statSync(output).mtimeMs > sourcesMtime() && sameTarget) {
   console.log(`@pisces/tensor-cuda: addon is up to date (torch ${wanted.torchVersion}${wanted.cuda ? `, CUDA ${wanted.cuda}` : ", CPU"})`);
   process.exit(0);
 }

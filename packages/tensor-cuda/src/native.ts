@@ -59,6 +59,11 @@ function load(): NativeAddon {
   const info = existsSync(infoPath) ? (JSON.parse(readFileSync(infoPath, "utf8")) as { torchVersion?: string; libDir?: string; cuda?: string | null }) : null;
   if (info?.libDir && !existsSync(info.libDir))
     throw new Error(`@pisces/tensor-cuda: the addon was built against libtorch in ${info.libDir}, which no longer exists (torch uninstalled or moved). Rebuild: ${REBUILD}`);
+  // libgomp (libtorch's OpenMP) reads its settings when it is loaded, with the addon just below.
+  // Its idle threads spin by default; on a machine shared with other work they take the cores
+  // from the threads that have work (decoding ran 3-7x slower under load, and slower even alone,
+  // as they competed with the kernels' own pool). Passive waiting, unless the user chose otherwise.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
   const require = createRequire(import.meta.url);
   let addon: NativeAddon;
   try {
