@@ -62,3 +62,17 @@ export async function checkMemoryContract(T: TensorLib, call: () => unknown, cal
   await settle();
   return { added, outputs: outs.size, leftAfterDispose, liveDrift: T.memoryStats().liveTensors - live0, rssGrowth: process.memoryUsage().rss - rss0 };
 }
+
+/** The contract's assertions, for vitest's `expect`: outputs only, nothing left, flat over the calls. */
+export async function expectMemoryContract(
+  T: TensorLib,
+  expect: (v: unknown) => { toBe(x: unknown): void; toBeLessThan(x: number): void },
+  call: () => unknown,
+  calls = 1000,
+): Promise<void> {
+  const r = await checkMemoryContract(T, call, calls);
+  expect(r.added).toBe(r.outputs);
+  expect(r.leftAfterDispose).toBe(0);
+  expect(r.liveDrift).toBe(0);
+  expect(r.rssGrowth).toBeLessThan(64 * 2 ** 20);
+}

@@ -52,6 +52,7 @@ export function resolveClipVisionConfig(json: ClipVisionConfigJson & { vision_co
   if (nested?.has("model_type")) nested.string("model_type", undefined, ["clip_vision_model"]);
   const r = nested ?? top;
   r.ignore("projection_dim", "attention_dropout", "model_type", ...T.BOOKKEEPING_KEYS);
+  // the same fields and bounds as readVision in @pisces/siglip's config.ts (packages never import each other)
   const config: ClipVisionConfig = {
     hiddenSize: r.int("hidden_size", 768, { max: L.width }),
     intermediateSize: r.int("intermediate_size", 3072, { max: 4 * L.width }),
@@ -76,5 +77,13 @@ export function genClip448(): ClipVisionConfigJson {
 
 /** openai/clip-vit-base-patch16 vision tower (ViT-B/16 shape). */
 export function clipVitB16(): ClipVisionConfigJson {
-  return { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 16, hidden_act: "quick_gelu" };
+  return {
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_hidden_layers: 12,
+    num_attention_heads: 12,
+    image_size: 224,
+    patch_size: 16,
+    hidden_act: "quick_gelu",
+  };
 }

@@ -1,6 +1,15 @@
 // CLIP's image preprocessing (transformers' CLIPImageProcessor), driven by preprocessor_config.json:
 // resize the shortest side, centre crop, rescale, normalize with CLIP's mean and std.
-import { centerCrop, type ImageInput, type LoadOptions, loadImageResized, type PilFilter, pilFilterFromCode, readImageProcessorConfig, toPixelValues } from "@pisces/image";
+import {
+  centerCrop,
+  type ImageInput,
+  type LoadOptions,
+  loadImageResized,
+  type PilFilter,
+  pilFilterFromCode,
+  readImageProcessorConfig,
+  toPixelValues,
+} from "@pisces/image";
 import * as T from "@pisces/tensor-cuda";
 
 export interface ClipImageProcessorConfig {

@@ -100,9 +100,7 @@ export class ClipVisionEmbeddings extends Module {
     options: ModelOptions = {},
   ) {
     super();
-    const c = T.randn([config.hiddenSize], options);
-    this.class_embedding = new Parameter(c);
-    c.dispose();
+    this.class_embedding = new Parameter(T.randn([config.hiddenSize], options));
     this.patch_embedding = new Conv2d(config.numChannels, config.hiddenSize, config.patchSize, { ...options, stride: config.patchSize, bias: false });
     this.position_embedding = new Embedding((config.imageSize / config.patchSize) ** 2 + 1, config.hiddenSize, options);
   }
@@ -179,5 +177,4 @@ export class ClipVisionModel extends Module {
     const weights = T.withOptionalPrefix(T.openWeights(dir), "vision_model.", ["text_model.", "visual_projection.", "text_projection.", "logit_scale"]);
     return T.loadPretrained({ what: path, weights, options, build: (o) => new ClipVisionModel(config, o) });
   }
-
 }

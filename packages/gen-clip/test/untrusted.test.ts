@@ -4,26 +4,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
+import { errorOf } from "../../../tools/test-support/errors.js";
 import { ClipConfigError, ClipImageProcessor, ClipVisionModel } from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-clip-untrusted-"));
 const vision = { hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, image_size: 8, patch_size: 4 };
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 describe("CLIP vision checkpoints", () => {
   const cases: [string, unknown, RegExp][] = [
     ["num_hidden_layers = 1e9", { ...vision, num_hidden_layers: 1e9 }, /num_hidden_layers = 1000000000 is out of range \(1 to 1024\)/],
     ["model_type bert", { ...vision, model_type: "bert" }, /model_type = "bert" is not supported \(supported: clip_vision_model, clip\)/],
     ["layer_norm_eps negative", { ...vision, layer_norm_eps: -1 }, /layer_norm_eps = -1 is out of range/],
-    ["nested vision_config with a bad head count", { model_type: "clip", vision_config: { ...vision, num_attention_heads: 3 } }, /hidden_size must be divisible by num_attention_heads/],
+    [
+      "nested vision_config with a bad head count",
+      { model_type: "clip", vision_config: { ...vision, num_attention_heads: 3 } },
+      /hidden_size must be divisible by num_attention_heads/,
+    ],
   ];
   for (const [name, config, message] of cases)
     it(name, () => {
@@ -45,5 +41,6 @@ describe("CLIP image processor settings", () => {
     ["shortest_edge 1e9", { size: { shortest_edge: 1e9 } }, /size.shortest_edge = 1000000000 is out of range/],
     ["do_center_crop as a string", { do_center_crop: "no" }, /do_center_crop must be true or false/],
   ];
-  for (const [name, config, message] of cases) it(name, () => expect(errorOf(() => new ClipImageProcessor(config, "preprocessor_config.json")).message).toMatch(message));
+  for (const [name, config, message] of cases)
+    it(name, () => expect(errorOf(() => new ClipImageProcessor(config, "preprocessor_config.json")).message).toMatch(message));
 });

@@ -18,11 +18,7 @@ export interface RgbImage {
 }
 
 /** A path, an encoded file (PNG, JPEG, WebP, GIF, AVIF, TIFF...), or raw pixels with 1-4 channels. */
-export type ImageInput =
-  | string
-  | Buffer
-  | Uint8Array
-  | { data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: 1 | 2 | 3 | 4 };
+export type ImageInput = string | Buffer | Uint8Array | { data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: 1 | 2 | 3 | 4 };
 
 export interface LoadOptions {
   /**
@@ -70,7 +66,8 @@ export function detectImageFormat(head: Uint8Array): ImageFormat | null {
 
 function looksLike(head: Uint8Array): string {
   const text = Buffer.from(head).toString("latin1").trimStart().toLowerCase();
-  if (text.startsWith("<?xml") || text.startsWith("<svg") || text.includes("<svg")) return "an SVG or XML document (SVG is not decoded: it can reference other files)";
+  if (text.startsWith("<?xml") || text.startsWith("<svg") || text.includes("<svg"))
+    return "an SVG or XML document (SVG is not decoded: it can reference other files)";
   if (text.startsWith("%pdf")) return "a PDF document";
   return "not a PNG, JPEG, WebP, GIF, AVIF or TIFF image";
 }
@@ -101,7 +98,8 @@ function checkInput(input: unknown): void {
   if (typeof input === "string" && input.length === 0) throw new ImageLoadError("expected an image path, got an empty string");
   if (typeof input === "string" || input instanceof Uint8Array) {
     const head = typeof input === "string" ? readHead(input) : input.subarray(0, 64);
-    if (head.length === 0) throw new ImageLoadError(typeof input === "string" ? `cannot load ${input}: the file is empty` : "cannot load an image from an empty buffer");
+    if (head.length === 0)
+      throw new ImageLoadError(typeof input === "string" ? `cannot load ${input}: the file is empty` : "cannot load an image from an empty buffer");
     if (detectImageFormat(head) === null) throw new ImageLoadError(`cannot load ${describe(input as ImageInput)}: ${looksLike(head)}`);
   }
 }
@@ -136,7 +134,12 @@ export async function loadImage(input: ImageInput, options: LoadOptions = {}): P
  * `loadImage` then a resize to `target` with a Pillow filter: `resizePil` (exact), or with
  * `resampling: "fast"` a shrink on both sides inside libvips' decode pipeline.
  */
-export async function loadImageResized(input: ImageInput, target: ResizeTarget | null, filter: PilFilter = "bicubic", options: LoadOptions = {}): Promise<RgbImage> {
+export async function loadImageResized(
+  input: ImageInput,
+  target: ResizeTarget | null,
+  filter: PilFilter = "bicubic",
+  options: LoadOptions = {},
+): Promise<RgbImage> {
   const limitInputPixels = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
   checkInput(input);
   let pipeline: Sharp;
@@ -168,7 +171,13 @@ export async function loadImageResized(input: ImageInput, target: ResizeTarget |
     if (size && (!Number.isInteger(size.width) || !Number.isInteger(size.height) || size.width <= 0 || size.height <= 0))
       throw new RangeError(`resize: target size must be positive integers, got ${size.width}x${size.height}`);
     const inPipeline =
-      size !== null && options.resampling === "fast" && filter !== "nearest" && !cmyk && size.width <= srcW && size.height <= srcH && (size.width < srcW || size.height < srcH);
+      size !== null &&
+      options.resampling === "fast" &&
+      filter !== "nearest" &&
+      !cmyk &&
+      size.width <= srcW &&
+      size.height <= srcH &&
+      (size.width < srcW || size.height < srcH);
     if (cmyk) pipeline = pipeline.pipelineColourspace("cmyk").rotate().toColourspace("cmyk");
     else {
       pipeline = pipeline
@@ -177,7 +186,12 @@ export async function loadImageResized(input: ImageInput, target: ResizeTarget |
         .flatten({ background: { r: 255, g: 255, b: 255 } })
         .toColourspace("srgb")
         .removeAlpha();
-      if (inPipeline) pipeline = pipeline.resize(size.width, size.height, { fit: "fill", kernel: LIBVIPS_KERNEL[filter as keyof typeof LIBVIPS_KERNEL], fastShrinkOnLoad: false });
+      if (inPipeline)
+        pipeline = pipeline.resize(size.width, size.height, {
+          fit: "fill",
+          kernel: LIBVIPS_KERNEL[filter as keyof typeof LIBVIPS_KERNEL],
+          fastShrinkOnLoad: false,
+        });
     }
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     if (info.width === 0 || info.height === 0) throw new ImageLoadError(`${describe(input)}: the image is empty (0 pixels)`);

@@ -20,7 +20,10 @@ export function toPixelValues(images: readonly RgbImage[], options: NormalizeOpt
       throw new RangeError(`toPixelValues: image ${i} is ${width}x${height} RGB, which needs ${width * height * 3} bytes, but holds ${im.data?.length}`);
   });
   const scale = options.rescaleFactor ?? 1 / 255;
-  for (const [name, v, positive] of [["mean", options.mean, false], ["std", options.std, true]] as const)
+  for (const [name, v, positive] of [
+    ["mean", options.mean, false],
+    ["std", options.std, true],
+  ] as const)
     if (v !== undefined && (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === "number" && Number.isFinite(x) && (!positive || x > 0))))
       throw new RangeError(`toPixelValues: ${name} must be 3 finite numbers${positive ? " above 0" : ""}, got ${JSON.stringify(v)}`);
   if (!(typeof scale === "number" && Number.isFinite(scale))) throw new RangeError(`toPixelValues: rescaleFactor must be a finite number, got ${scale}`);
@@ -36,7 +39,7 @@ export function toPixelValues(images: readonly RgbImage[], options: NormalizeOpt
     return Float32Array.from({ length: 256 }, (_, x) => Math.fround(Math.fround(Math.fround(x * scale) - m) / s));
   }) as [Float32Array, Float32Array, Float32Array];
   images.forEach((im, b) => {
-    const r = (b * 3) * plane;
+    const r = b * 3 * plane;
     const g = r + plane;
     const bl = g + plane;
     const d = im.data;

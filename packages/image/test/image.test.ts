@@ -22,7 +22,9 @@ describe("loadImage", () => {
   });
 
   it("flattens alpha onto white and converts grey and CMYK to RGB", async () => {
-    const transparent = await sharp({ create: { width: 2, height: 1, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0 } } }).png().toBuffer();
+    const transparent = await sharp({ create: { width: 2, height: 1, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0 } } })
+      .png()
+      .toBuffer();
     expect(Array.from((await loadImage(transparent)).data)).toEqual([255, 255, 255, 255, 255, 255]);
     const grey = await loadImage(join(images, "grey_360x240.png"));
     expect(grey.data[0]).toBe(grey.data[1]);

@@ -22,7 +22,9 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 describe("only the documented raster formats are decoded", () => {
   it("an SVG referencing a local file is refused, by path (even named .png) and as bytes", async () => {
     const secret = join(work, "secret.png");
-    await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toFile(secret);
+    await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 200, g: 10, b: 10 } } })
+      .png()
+      .toFile(secret);
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="4" height="4"><image href="secret.png" xlink:href="file://${secret}" width="4" height="4"/></svg>`;
     for (const name of ["evil.svg", "evil.png"]) {
       const path = join(work, name);
@@ -40,7 +42,9 @@ describe("only the documented raster formats are decoded", () => {
   });
   it("a PNG named .jpg still loads (the bytes decide)", async () => {
     const path = join(work, "really-a-png.jpg");
-    await sharp({ create: { width: 3, height: 2, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(path);
+    await sharp({ create: { width: 3, height: 2, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+      .png()
+      .toFile(path);
     const im = await loadImage(path);
     expect([im.width, im.height]).toEqual([3, 2]);
   });
@@ -76,7 +80,9 @@ describe("inputs that are not images", () => {
     expect((await rejection(loadImage({ data: new Uint8Array(5), width: 1, height: 1, channels: 3 }))).message).toMatch(/needs 3 bytes, got 5/);
   });
   it("a corrupt PNG says the data is corrupt, not just 'libpng read error'", async () => {
-    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+      .png()
+      .toBuffer();
     const broken = Buffer.from(png);
     broken.fill(0xab, 40, png.length - 12);
     const e = await rejection(loadImage(broken));

@@ -19,12 +19,15 @@ T.setNumThreads(threads);
 
 const runPython = (mode?: "decode1") =>
   JSON.parse(
-    execFileSync(process.env.PYTHON ?? "python3", [join(here, "bench_transformers.py"), modelDir, String(threads), String(newTokens), ...(mode ? [mode] : [])], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
-    }),
+    execFileSync(
+      process.env.PYTHON ?? "python3",
+      [join(here, "bench_transformers.py"), modelDir, String(threads), String(newTokens), ...(mode ? [mode] : [])],
+      {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    ),
   ) as { transformers: string; prefill_s: number; decode_b1_s: number; decode_b8_s: number };
-
 
 let py = runPython(); // also creates the model folder on first use
 const model = LlamaForCausalLM.fromPretrained(modelDir);
@@ -61,7 +64,12 @@ for (let round = 0; round < 3; round++) {
   ours = { prefill: Math.min(ours.prefill, bestTime(prefill, 3)), b1: Math.min(ours.b1, decodeTime(1)), b8: Math.min(ours.b8, decodeTime(8)) };
   if (round === 2) break;
   const again = runPython();
-  py = { ...py, prefill_s: Math.min(py.prefill_s, again.prefill_s), decode_b1_s: Math.min(py.decode_b1_s, again.decode_b1_s), decode_b8_s: Math.min(py.decode_b8_s, again.decode_b8_s) };
+  py = {
+    ...py,
+    prefill_s: Math.min(py.prefill_s, again.prefill_s),
+    decode_b1_s: Math.min(py.decode_b1_s, again.decode_b1_s),
+    decode_b8_s: Math.min(py.decode_b8_s, again.decode_b8_s),
+  };
 }
 
 // Batch-1 decoding under load the benchmark makes itself (two other processes), both sides under

@@ -76,7 +76,8 @@ export class ChatTemplate {
     readonly limits: ChatTemplateLimits = DEFAULT_CHAT_TEMPLATE_LIMITS,
   ) {
     if (typeof source !== "string") throw new ChatTemplateError(`${origin}: the chat template must be a string (got ${typeof source})`);
-    if (source.length > limits.maxOutputLength) throw new ChatTemplateError(`${origin}: the chat template is ${source.length} characters, more than ${limits.maxOutputLength}`);
+    if (source.length > limits.maxOutputLength)
+      throw new ChatTemplateError(`${origin}: the chat template is ${source.length} characters, more than ${limits.maxOutputLength}`);
     try {
       this.program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
     } catch (e) {

@@ -63,7 +63,8 @@ function toIdTensor(x: T.Tensor | readonly (readonly number[])[], what: string, 
 
 function validate(o: GenerateOptions): void {
   if ((o.inputIds === undefined) === (o.inputsEmbeds === undefined)) throw new TypeError("generate: give exactly one of inputIds and inputsEmbeds");
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens <= 0) throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens <= 0)
+    throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
   if (o.temperature !== undefined && !(o.temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${o.temperature}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new RangeError(`generate: topK must be a non-negative integer, got ${o.topK}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new RangeError(`generate: topP must be in (0, 1], got ${o.topP}`);
@@ -109,7 +110,14 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
   const { config } = model;
   const weight = model.lm_head.weight;
   const device = weight.device;
-  const eos = options.eosTokenId === undefined ? config.eosTokenIds : options.eosTokenId === null ? [] : typeof options.eosTokenId === "number" ? [options.eosTokenId] : options.eosTokenId;
+  const eos =
+    options.eosTokenId === undefined
+      ? config.eosTokenIds
+      : options.eosTokenId === null
+        ? []
+        : typeof options.eosTokenId === "number"
+          ? [options.eosTokenId]
+          : options.eosTokenId;
   const pad = options.padTokenId ?? config.padTokenId ?? eos[0] ?? 0;
   const owned = new T.Owned(); // the loop's state across steps; freed however the loop ends
   const hold = <X extends T.Tensor>(t: X): X => owned.hold(t);
@@ -117,7 +125,9 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
     const ids = options.inputIds !== undefined ? hold(toIdTensor(options.inputIds, "inputIds", device)) : null;
     const embeds = options.inputsEmbeds ?? null;
     const [B, promptLength] = (ids ?? embeds!).shape as [number, number];
-    let mask = hold(options.attentionMask !== undefined ? toIdTensor(options.attentionMask, "attentionMask", device) : T.ones([B, promptLength], { dtype: "int64", device }));
+    let mask = hold(
+      options.attentionMask !== undefined ? toIdTensor(options.attentionMask, "attentionMask", device) : T.ones([B, promptLength], { dtype: "int64", device }),
+    );
     if (mask.size(0) !== B || mask.size(1) !== promptLength) throw new RangeError(`attentionMask must be [${B}, ${promptLength}], got [${mask.shape}]`);
     const padded = T.scope(() => mask.eq(0).any().item()) === 1;
     const total = promptLength + options.maxNewTokens;
@@ -183,7 +193,11 @@ export function generate(model: LlamaForCausalLM, options: GenerateOptions): T.T
       (rows[i] ??= []).push(t);
     });
   const prompt =
-    options.inputIds === undefined ? null : options.inputIds instanceof T.Tensor ? (options.inputIds.tolist() as number[][]) : options.inputIds.map((r) => [...r]);
+    options.inputIds === undefined
+      ? null
+      : options.inputIds instanceof T.Tensor
+        ? (options.inputIds.tolist() as number[][])
+        : options.inputIds.map((r) => [...r]);
   const out = rows.map((r, i) => (prompt ? [...prompt[i]!, ...r] : r));
   return T.tensor(out, { dtype: "int64", device: model.lm_head.weight.device });
 }

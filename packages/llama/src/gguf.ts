@@ -15,8 +15,19 @@ export class GGUFError extends Error {
 }
 
 enum ValueType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 }
 
 /** ggml tensor types this importer dequantizes: [name, elements per block, bytes per block]. */
@@ -176,22 +187,33 @@ export function readGGUF(path: string): GGUFFile {
     const types = new Map<string, number>();
     const scalar = (type: number): GGUFValue => {
       switch (type) {
-        case ValueType.UINT8: return c.u8();
-        case ValueType.INT8: return c.i8();
-        case ValueType.UINT16: return c.u16();
-        case ValueType.INT16: return c.i16();
-        case ValueType.UINT32: return c.u32();
-        case ValueType.INT32: return c.i32();
-        case ValueType.FLOAT32: return c.f32();
+        case ValueType.UINT8:
+          return c.u8();
+        case ValueType.INT8:
+          return c.i8();
+        case ValueType.UINT16:
+          return c.u16();
+        case ValueType.INT16:
+          return c.i16();
+        case ValueType.UINT32:
+          return c.u32();
+        case ValueType.INT32:
+          return c.i32();
+        case ValueType.FLOAT32:
+          return c.f32();
         case ValueType.BOOL: {
           const b = c.u8();
           if (b > 1) throw new GGUFError(`${path}: invalid boolean value ${b} at byte ${c.pos - 1}`);
           return b === 1;
         }
-        case ValueType.STRING: return c.string();
-        case ValueType.UINT64: return c.u64();
-        case ValueType.INT64: return c.i64();
-        case ValueType.FLOAT64: return c.f64();
+        case ValueType.STRING:
+          return c.string();
+        case ValueType.UINT64:
+          return c.u64();
+        case ValueType.INT64:
+          return c.i64();
+        case ValueType.FLOAT64:
+          return c.f64();
         default:
           throw new GGUFError(`${path}: unknown metadata value type ${type} at byte ${c.pos}`);
       }
@@ -217,7 +239,8 @@ export function readGGUF(path: string): GGUFFile {
     const names = new Set<string>();
     for (let i = 0; i < tensorCount; i++) {
       const name = c.string();
-      if (Buffer.byteLength(name) >= GGML_MAX_NAME) throw new GGUFError(`${path}: tensor name '${name.slice(0, 80)}' is ${Buffer.byteLength(name)} bytes (at most ${GGML_MAX_NAME - 1})`);
+      if (Buffer.byteLength(name) >= GGML_MAX_NAME)
+        throw new GGUFError(`${path}: tensor name '${name.slice(0, 80)}' is ${Buffer.byteLength(name)} bytes (at most ${GGML_MAX_NAME - 1})`);
       if (names.has(name)) throw new GGUFError(`${path}: tensor '${name}' appears twice`);
       names.add(name);
       const nDims = c.u32();
@@ -252,7 +275,9 @@ export function readGGUF(path: string): GGUFFile {
     infos.forEach((info, i) => {
       const rel = relative[i]!;
       if (rel !== expected)
-        throw new GGUFError(`${path}: tensor '${info.name}' has offset ${rel}, expected ${expected} (tensors must follow each other, each aligned to ${alignment} bytes)`);
+        throw new GGUFError(
+          `${path}: tensor '${info.name}' has offset ${rel}, expected ${expected} (tensors must follow each other, each aligned to ${alignment} bytes)`,
+        );
       const offset = dataStart + rel;
       if (offset + info.bytes > size) throw new GGUFError(`${path}: tensor '${info.name}' runs past the end of the file (truncated?)`);
       expected += Math.ceil(info.bytes / alignment) * alignment;
@@ -327,7 +352,10 @@ export function dequantize(raw: Buffer, type: number, numel: number): Float32Arr
 
 function readTensor(file: GGUFFile, info: GGUFTensorInfo): T.Tensor {
   const spec = GGML_TYPES[info.type];
-  if (!spec) throw new GGUFError(`${file.path}: tensor '${info.name}' has type ${GGML_TYPE_NAMES[info.type] ?? info.type}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)`);
+  if (!spec)
+    throw new GGUFError(
+      `${file.path}: tensor '${info.name}' has type ${GGML_TYPE_NAMES[info.type] ?? info.type}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)`,
+    );
   const numel = info.shape.reduce((a, b) => a * b, 1);
   if (numel % spec[1] !== 0) throw new GGUFError(`${file.path}: tensor '${info.name}' has ${numel} elements, not a whole number of ${spec[0]} blocks`);
   const raw = Buffer.alloc((numel / spec[1]) * spec[2]);
@@ -367,7 +395,14 @@ function hfKey(name: string): string | null {
     const hf = part[layer[2]!];
     return hf ? `model.layers.${layer[1]}.${hf}.weight` : null;
   }
-  return ({ "token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight" } as Record<string, string>)[name] ?? null;
+  return (
+    (
+      { "token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight" } as Record<
+        string,
+        string
+      >
+    )[name] ?? null
+  );
 }
 
 /** A Hugging Face-style config.json object from a llama GGUF's metadata. */
@@ -391,8 +426,7 @@ export function ggufConfig(file: GGUFFile): LlamaConfigJson {
   if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === "string"))
     throw new GGUFError(`${file.path}: metadata tokenizer.ggml.tokens must be an array of strings`);
   const vocabSize = num("vocab_size", tokens.length);
-  if (tokens.length !== vocabSize)
-    throw new GGUFError(`${file.path}: the token list holds ${tokens.length} tokens but llama.vocab_size is ${vocabSize}`);
+  if (tokens.length !== vocabSize) throw new GGUFError(`${file.path}: the token list holds ${tokens.length} tokens but llama.vocab_size is ${vocabSize}`);
   const heads = num("attention.head_count");
   const hidden = num("embedding_length");
   const ids = (key: string): number | null => {
@@ -404,7 +438,8 @@ export function ggufConfig(file: GGUFFile): LlamaConfigJson {
     return id;
   };
   const eps = num("attention.layer_norm_rms_epsilon", 1e-5);
-  if (!(eps > 0) || !Number.isFinite(eps)) throw new GGUFError(`${file.path}: metadata llama.attention.layer_norm_rms_epsilon = ${eps} must be a positive finite number`);
+  if (!(eps > 0) || !Number.isFinite(eps))
+    throw new GGUFError(`${file.path}: metadata llama.attention.layer_norm_rms_epsilon = ${eps} must be a positive finite number`);
   return {
     model_type: "llama",
     vocab_size: vocabSize,
@@ -441,9 +476,14 @@ function bytesToUnicode(): Map<number, string> {
 }
 
 /** Split patterns llama.cpp names in `tokenizer.ggml.pre` whose merges need them (as transformers' GGUF loader). */
-const LLAMA3_SPLIT =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const PRE_SPLITS: Record<string, string> = { llama3: LLAMA3_SPLIT, "llama-v3": LLAMA3_SPLIT, "llama-bpe": LLAMA3_SPLIT, "smaug-bpe": LLAMA3_SPLIT, dbrx: LLAMA3_SPLIT };
+const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const PRE_SPLITS: Record<string, string> = {
+  llama3: LLAMA3_SPLIT,
+  "llama-v3": LLAMA3_SPLIT,
+  "llama-bpe": LLAMA3_SPLIT,
+  "smaug-bpe": LLAMA3_SPLIT,
+  dbrx: LLAMA3_SPLIT,
+};
 
 /** Rebuilds the tokenizer stored in a GGUF file (byte-level BPE, `tokenizer.ggml.model = gpt2`). */
 export function ggufTokenizer(file: GGUFFile): AutoTokenizer {
@@ -472,13 +512,31 @@ export function ggufTokenizer(file: GGUFFile): AutoTokenizer {
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: split ? { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: split }, behavior: "Isolated", invert: false }, byteLevel] } : byteLevel,
+    pre_tokenizer: split
+      ? { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: split }, behavior: "Isolated", invert: false }, byteLevel] }
+      : byteLevel,
     post_processor: null,
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: "",
+      end_of_word_suffix: "",
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
   const tokenAt = (key: string) => (md.has(key) ? tokens[Number(md.get(key))] : undefined);
-  const config: Record<string, unknown> = { bos_token: tokenAt("tokenizer.ggml.bos_token_id"), eos_token: tokenAt("tokenizer.ggml.eos_token_id"), unk_token: tokenAt("tokenizer.ggml.unknown_token_id"), pad_token: tokenAt("tokenizer.ggml.padding_token_id") };
+  const config: Record<string, unknown> = {
+    bos_token: tokenAt("tokenizer.ggml.bos_token_id"),
+    eos_token: tokenAt("tokenizer.ggml.eos_token_id"),
+    unk_token: tokenAt("tokenizer.ggml.unknown_token_id"),
+    pad_token: tokenAt("tokenizer.ggml.padding_token_id"),
+  };
   const template = md.get("tokenizer.chat_template");
   if (template !== undefined && typeof template !== "string") throw new GGUFError(`${file.path}: metadata tokenizer.chat_template must be a string`);
   return AutoTokenizer.fromObjects(json, config, template ?? null, `${file.path} (tokenizer.chat_template)`);

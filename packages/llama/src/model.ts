@@ -1,9 +1,4 @@
-// Llama 3.x decoder-only transformer, following transformers' modeling_llama.py (v5): RMSNorm
-// computed in float32, rotary embeddings (default and llama3 scaling), grouped-query attention
-// through libtorch's scaled_dot_product_attention, SiLU-gated MLP. Module paths equal the Hugging
-// Face checkpoint keys (`model.layers.3.self_attn.q_proj.weight`).
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
 import { withTiedLmHead } from "./weights.js";
@@ -27,9 +22,7 @@ export class LlamaRMSNorm extends Module {
     options: ModelOptions = {},
   ) {
     super();
-    const ones = T.ones([hiddenSize], options);
-    this.weight = new Parameter(ones);
-    ones.dispose();
+    this.weight = new Parameter(T.ones([hiddenSize], options));
   }
   forward(x: Tensor): Tensor {
     // float32: libtorch's fused rms_norm computes the same expression in one kernel.
@@ -54,7 +47,11 @@ export function ropeInverseFrequencies(config: LlamaConfig): Tensor {
     const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
     const wavelen = invFreq.reciprocal().mul(2 * Math.PI);
     const scaled = T.where(wavelen.gt(lowFreqWavelen), invFreq.div(s.factor), invFreq);
-    const smooth = wavelen.reciprocal().mul(s.originalMaxPositionEmbeddings).sub(s.lowFreqFactor).div(s.highFreqFactor - s.lowFreqFactor);
+    const smooth = wavelen
+      .reciprocal()
+      .mul(s.originalMaxPositionEmbeddings)
+      .sub(s.lowFreqFactor)
+      .div(s.highFreqFactor - s.lowFreqFactor);
     const smoothed = smooth.neg().add(1).mul(scaled).div(s.factor).add(smooth.mul(scaled));
     const isMedium = wavelen.lt(highFreqWavelen).logicalNot().logicalAnd(wavelen.gt(lowFreqWavelen).logicalNot());
     return T.where(isMedium, smoothed, scaled);
@@ -264,8 +261,7 @@ export class LlamaModel extends Module {
       const past = cache ? cache.length : 0;
       if (past + Tn > config.maxPositionEmbeddings)
         throw new RangeError(`sequence of ${past + Tn} tokens exceeds the model's ${config.maxPositionEmbeddings} positions`);
-      if (cache && past + Tn > cache.maxLength)
-        throw new RangeError(`the KV cache holds ${cache.maxLength} positions; ${past + Tn} are needed`);
+      if (cache && past + Tn > cache.maxLength) throw new RangeError(`the KV cache holds ${cache.maxLength} positions; ${past + Tn} are needed`);
       const mask = input.attentionMask ?? null;
       if (mask && (mask.ndim !== 2 || mask.size(0) !== B || mask.size(1) !== past + Tn))
         throw new RangeError(`attentionMask must be (batch, cached + new tokens) = [${B}, ${past + Tn}], got [${mask.shape}]`);
@@ -289,7 +285,10 @@ export class LlamaModel extends Module {
 /** Positions 0.. for each row, counting only real tokens (left padding), offset by the cache. */
 function defaultPositionIds(mask: Tensor | null, B: number, Tn: number, past: number, device: T.Device): Tensor {
   return T.scope(() => {
-    if (mask === null) return T.arange(past, past + Tn, { device }).unsqueeze(0).expand([B, Tn]);
+    if (mask === null)
+      return T.arange(past, past + Tn, { device })
+        .unsqueeze(0)
+        .expand([B, Tn]);
     const pos = mask.to("int64").cumsum(1).sub(1).maskedFill(mask.eq(0), 1); // (B, S)
     return pos.slice(1, past);
   });

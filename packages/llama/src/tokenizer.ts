@@ -102,7 +102,12 @@ export class AutoTokenizer {
     chatTemplate: string | null = null,
     origin = "chat template",
   ): AutoTokenizer {
-    return new AutoTokenizer(tokenizerJson as TokenizerJson, tokenizerConfig, chatTemplate ?? (tokenizerConfig.chat_template as string | undefined) ?? null, origin);
+    return new AutoTokenizer(
+      tokenizerJson as TokenizerJson,
+      tokenizerConfig,
+      chatTemplate ?? (tokenizerConfig.chat_template as string | undefined) ?? null,
+      origin,
+    );
   }
 
   /** Token ids of `text`; special tokens (e.g. BOS) are added as the post-processor says, unless disabled. */
@@ -172,7 +177,9 @@ export class AutoTokenizer {
     options: { addGenerationPrompt?: boolean; tokenize?: boolean; extra?: Record<string, unknown> } = {},
   ): string | number[] {
     if (!this.template)
-      throw new Error(`${this.templateOrigin}: this tokenizer has no chat_template (not in tokenizer_config.json nor chat_template.jinja); pass the conversation as plain text or add a template`);
+      throw new Error(
+        `${this.templateOrigin}: this tokenizer has no chat_template (not in tokenizer_config.json nor chat_template.jinja); pass the conversation as plain text or add a template`,
+      );
     if (!Array.isArray(messages) || messages.some((m) => typeof m?.role !== "string" || typeof m?.content !== "string"))
       throw new TypeError("applyChatTemplate(): messages must be an array of {role: string, content: string}");
     const text = this.template.render({

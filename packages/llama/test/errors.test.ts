@@ -68,12 +68,19 @@ describe("errors", () => {
   });
 
   it("validates the config and reports unknown keys", () => {
-    expect(() => resolveLlamaConfig({ hidden_size: 64, num_attention_heads: 3, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, num_key_value_heads: 2 })).toThrow(
-      LlamaConfigError,
-    );
-    expect(() => resolveLlamaConfig({ hidden_size: 64, num_attention_heads: 4, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, rope_scaling: { rope_type: "yarn" } })).toThrow(
-      /rope type 'yarn' is not supported/,
-    );
+    expect(() =>
+      resolveLlamaConfig({ hidden_size: 64, num_attention_heads: 3, vocab_size: 10, intermediate_size: 8, num_hidden_layers: 1, num_key_value_heads: 2 }),
+    ).toThrow(LlamaConfigError);
+    expect(() =>
+      resolveLlamaConfig({
+        hidden_size: 64,
+        num_attention_heads: 4,
+        vocab_size: 10,
+        intermediate_size: 8,
+        num_hidden_layers: 1,
+        rope_scaling: { rope_type: "yarn" },
+      }),
+    ).toThrow(/rope type 'yarn' is not supported/);
     const dir = copyModel("gqa");
     editConfig(dir, (c) => {
       c.my_custom_flag = true;

@@ -2,10 +2,18 @@
 // outside any scope leaves exactly its outputs live, and 1,000 calls keep live tensors and RSS flat.
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
-import { checkMemoryContract } from "../../../tools/test-support/memory-contract.js";
+import { expectMemoryContract } from "../../../tools/test-support/memory-contract.js";
 import { LlamaForCausalLM, resolveLlamaConfig } from "../src/index.js";
 
-const { config } = resolveLlamaConfig({ vocab_size: 32, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64 });
+const { config } = resolveLlamaConfig({
+  vocab_size: 32,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+});
 const model = new LlamaForCausalLM(config).eval();
 const ids = T.keep(T.tensor([[1, 2, 3, 4, 5]]));
 const labels = T.keep(T.tensor([[1, 2, 3, 4, 5]]));
@@ -25,11 +33,7 @@ describe("memory contract", () => {
   ];
   for (const [name, call] of entryPoints)
     it(name, async () => {
-      const r = await checkMemoryContract(T, call, name === "generateStream" ? 200 : 1000);
-      expect(r.added).toBe(r.outputs);
-      expect(r.leftAfterDispose).toBe(0);
-      expect(r.liveDrift).toBe(0);
-      expect(r.rssGrowth).toBeLessThan(64 * 2 ** 20);
+      await expectMemoryContract(T, expect, call, name === "generateStream" ? 200 : 1000);
     });
 
   it("autograd still works through a scoped forward (saved tensors live in the graph)", () => {

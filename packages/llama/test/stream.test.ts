@@ -39,7 +39,9 @@ describe("generateStream", () => {
     const model = load();
     const free = (model.generate({ inputIds: [[9, 8, 7, 6]], maxNewTokens: 12, eosTokenId: null }).tolist() as number[][])[0]!.slice(4);
     const stop = letters.decode(free.slice(3, 5)); // the text of generated tokens 4 and 5
-    const stopped = (model.generate({ inputIds: [[9, 8, 7, 6]], maxNewTokens: 12, eosTokenId: null, stopStrings: [stop], tokenizer: letters }).tolist() as number[][])[0]!.slice(4);
+    const stopped = (
+      model.generate({ inputIds: [[9, 8, 7, 6]], maxNewTokens: 12, eosTokenId: null, stopStrings: [stop], tokenizer: letters }).tolist() as number[][]
+    )[0]!.slice(4);
     const text = letters.decode(stopped);
     expect(text.includes(stop)).toBe(true);
     expect(text.slice(0, -1).includes(stop)).toBe(false); // it stopped at the first token completing it

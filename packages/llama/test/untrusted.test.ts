@@ -7,20 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
+import { errorOf } from "../../../tools/test-support/errors.js";
 import { type GgufMeta, tinyLlamaGguf } from "../../../tools/test-support/gguf-writer.js";
 import { ChatTemplate, ChatTemplateError, GGUFError, LlamaConfigError, LlamaForCausalLM, loadGGUF, readGGUF, resolveLlamaConfig } from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-llama-untrusted-"));
 const base = { hidden_size: 8, num_attention_heads: 2, vocab_size: 8, intermediate_size: 16, num_hidden_layers: 1 };
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 describe("Llama config.json values are checked before anything is built", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -33,10 +25,17 @@ describe("Llama config.json values are checked before anything is built", () => 
     ["tie_word_embeddings as a string", { tie_word_embeddings: "false" }, /tie_word_embeddings must be true or false \(got "false"\)/],
     [
       "rope_scaling next to a different rope_parameters",
-      { rope_parameters: { rope_type: "default", rope_theta: 10000 }, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } },
+      {
+        rope_parameters: { rope_type: "default", rope_theta: 10000 },
+        rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+      },
       /rope_scaling and rope_parameters are both given and differ/,
     ],
-    ["rope setting not implemented", { rope_parameters: { rope_type: "default", rope_theta: 10000, partial_rotary_factor: 0.5 } }, /unsupported rope settings: rope_parameters.partial_rotary_factor/],
+    [
+      "rope setting not implemented",
+      { rope_parameters: { rope_type: "default", rope_theta: 10000, partial_rotary_factor: 0.5 } },
+      /unsupported rope settings: rope_parameters.partial_rotary_factor/,
+    ],
     ["eos outside the vocabulary", { eos_token_id: 99 }, /eos_token_id must be an integer or a list of integers inside the vocabulary/],
     ["odd head_dim", { head_dim: 3 }, /head_dim = 3 must be even/],
     ["model_type bert", { model_type: "bert" }, /model_type = "bert" is not supported \(supported: llama\)/],
@@ -82,8 +81,16 @@ describe("chat templates render with limits", () => {
   const render = (source: string) => new ChatTemplate(source, "tokenizer_config.json").render({ messages: [{ role: "user", content: "hi" }] });
   const attacks: [string, string, RegExp][] = [
     ["range(10**9) (killed the process with a V8 fatal error)", "{% for i in range(10**9) %}x{% endfor %}", /range\(\) of 1000000000 items, more than 100000/],
-    ["nested loops", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", /exceeded a rendering limit \(more than (1000000 evaluation steps|2000 ms)\)/],
-    ["string doubling", "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}", /a string longer than 4000000 characters/],
+    [
+      "nested loops",
+      "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+      /exceeded a rendering limit \(more than (1000000 evaluation steps|2000 ms)\)/,
+    ],
+    [
+      "string doubling",
+      "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+      /a string longer than 4000000 characters/,
+    ],
     ["list doubling", "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", /a list longer than 100000 items/],
     ["recursive macro", "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", /chat template (failed to render|exceeded a rendering limit)/],
     ["raise_exception", "{{ raise_exception('no system role') }}", /raised an exception: no system role/],
@@ -101,7 +108,9 @@ describe("chat templates render with limits", () => {
     expect(e.message).toMatch(/^\/m\/tokenizer_config.json: the chat template is invalid/);
   });
   it("an ordinary template still renders, range() included", () => {
-    expect(new ChatTemplate("{% for i in range(3) %}{{ i }}{% endfor %}{{ messages[0].content }}", "t").render({ messages: [{ role: "user", content: "hi" }] })).toBe("012hi");
+    expect(
+      new ChatTemplate("{% for i in range(3) %}{{ i }}{% endfor %}{{ messages[0].content }}", "t").render({ messages: [{ role: "user", content: "hi" }] }),
+    ).toBe("012hi");
     expect(new ChatTemplate("{% for i in range(10, 0, -3) %}{{ i }},{% endfor %}", "t").render({})).toBe("10,7,4,1,");
   });
 });
@@ -126,15 +135,26 @@ describe("GGUF layout and metadata are checked as llama.cpp checks them", () => 
     ["two tensors at one offset", (_m, t, o) => (o.offsets = { [t[2]!.name]: 0n }), /has offset 0, expected 288/],
     ["alignment not a power of two", meta("general.alignment", { type: "u32", value: 24 }), /general.alignment must be a non-zero power of two/],
     ["alignment 0", meta("general.alignment", { type: "u32", value: 0 }), /general.alignment must be a non-zero power of two/],
-    ["alignment stored as a string", meta("general.alignment", { type: "string", value: "32" }), /general.alignment must be a non-zero power of two stored as uint32/],
+    [
+      "alignment stored as a string",
+      meta("general.alignment", { type: "string", value: "32" }),
+      /general.alignment must be a non-zero power of two stored as uint32/,
+    ],
     [
       "nested arrays 20,000 deep",
-      meta("x.nested", { type: "raw", bytes: Buffer.concat(Array.from({ length: 20000 }, () => Buffer.from([9, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]))) }),
+      meta("x.nested", {
+        type: "raw",
+        bytes: Buffer.concat(Array.from({ length: 20000 }, () => Buffer.from([9, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]))),
+      }),
       /metadata 'x.nested' is an array of arrays/,
     ],
     ["missing token list", meta("tokenizer.ggml.tokens", null), /tokenizer.ggml.tokens \(the token list\) is missing/],
     ["token list shorter than vocab_size", meta("llama.vocab_size", { type: "u32", value: 9 }), /the token list holds 8 tokens but llama.vocab_size is 9/],
-    ["eos id outside the vocabulary", meta("tokenizer.ggml.eos_token_id", { type: "u32", value: 8 }), /tokenizer.ggml.eos_token_id = 8 is not a token id of the 8-token vocabulary/],
+    [
+      "eos id outside the vocabulary",
+      meta("tokenizer.ggml.eos_token_id", { type: "u32", value: 8 }),
+      /tokenizer.ggml.eos_token_id = 8 is not a token id of the 8-token vocabulary/,
+    ],
     ["eps 0", meta("llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 0 }), /layer_norm_rms_epsilon = 0 must be a positive finite number/],
     ["eps NaN", meta("llama.attention.layer_norm_rms_epsilon", { type: "f32", value: Number.NaN }), /must be a positive finite number/],
     ["block_count 1e6", meta("llama.block_count", { type: "u32", value: 1_000_000 }), /num_hidden_layers = 1000000 is out of range/],
@@ -144,8 +164,16 @@ describe("GGUF layout and metadata are checked as llama.cpp checks them", () => 
     ["a 64-byte tensor name", (_m, t) => (t[0]!.name = "x".repeat(64)), /is 64 bytes \(at most 63\)/],
     ["5 dimensions", (_m, t) => (t[1]!.shape = [1, 1, 1, 1, 8]), /has 5 dimensions \(at most 4\)/],
     ["a Q8_0 tensor whose row is not whole blocks", (_m, t) => (t[1]!.type = 8), /first dimension 8 that is not a multiple of the Q8_0 block size 32/],
-    ["a chat template with range(10**9)", meta("tokenizer.chat_template", { type: "string", value: "{% for i in range(10**9) %}x{% endfor %}" }), /range\(\) of 1000000000 items/],
-    ["a chat template that does not parse", meta("tokenizer.chat_template", { type: "string", value: "{% for %}" }), /\(tokenizer.chat_template\): the chat template is invalid/],
+    [
+      "a chat template with range(10**9)",
+      meta("tokenizer.chat_template", { type: "string", value: "{% for i in range(10**9) %}x{% endfor %}" }),
+      /range\(\) of 1000000000 items/,
+    ],
+    [
+      "a chat template that does not parse",
+      meta("tokenizer.chat_template", { type: "string", value: "{% for %}" }),
+      /\(tokenizer.chat_template\): the chat template is invalid/,
+    ],
   ];
   for (const [name, edit, message] of cases)
     it(name, () => {

@@ -44,9 +44,13 @@ const vaeJson = {
 
 const python = () =>
   JSON.parse(
-    execFileSync(process.env.PYTHON ?? "python3", [join(here, "..", "..", "..", "tools", "reference", "sdxl_bench.py"), String(threads), JSON.stringify(unetJson), JSON.stringify(vaeJson)], {
-      encoding: "utf8",
-    }),
+    execFileSync(
+      process.env.PYTHON ?? "python3",
+      [join(here, "..", "..", "..", "tools", "reference", "sdxl_bench.py"), String(threads), JSON.stringify(unetJson), JSON.stringify(vaeJson)],
+      {
+        encoding: "utf8",
+      },
+    ),
   ) as { diffusers: string; unet_s: number; vae_s: number };
 
 T.manualSeed(0);
@@ -54,7 +58,16 @@ const unet = new UNet2DConditionModel(resolveUNetConfig(unetJson)).eval();
 const vae = new AutoencoderKL(resolveAutoencoderKLConfig(vaeJson)).eval();
 const sample = T.randn([2, 4, 32, 32]);
 const context = T.randn([2, 64, 1024]);
-const cond = { textEmbeds: T.randn([2, 1024]), timeIds: T.tensor([[256, 256, 0, 0, 256, 256], [256, 256, 0, 0, 256, 256]], { dtype: "float32" }) };
+const cond = {
+  textEmbeds: T.randn([2, 1024]),
+  timeIds: T.tensor(
+    [
+      [256, 256, 0, 0, 256, 256],
+      [256, 256, 0, 0, 256, 256],
+    ],
+    { dtype: "float32" },
+  ),
+};
 const latents = T.randn([1, 4, 32, 32]);
 const runUnet = () => T.noGrad(() => T.scope(() => void unet.forward({ sample, timestep: 500, encoderHiddenStates: context, addedCondKwargs: cond })));
 const runVae = () => T.noGrad(() => T.scope(() => void vae.decode(latents)));

@@ -83,6 +83,13 @@ const UNET_FIXED: [string, unknown, string][] = [
   ["addition_embed_type_num_heads", 64, "only used by text_image addition embeddings, which are not implemented"],
 ];
 
+/** Throws every problem found, or the keys nobody read: a diffusers key we do not know may change the output. */
+function finishStrict(r: T.ConfigReader, ErrorClass: new (problems: string[], where: string) => Error, model: string): void {
+  if (r.problems.length) throw new ErrorClass(r.problems, r.where);
+  const unknown = r.unreadKeys();
+  if (unknown.length) throw new ErrorClass([`unknown keys ${unknown.join(", ")}: this ${model} cannot tell whether they change the output`], r.where);
+}
+
 function fixedKeys(r: T.ConfigReader, fixed: [string, unknown, string][]): void {
   for (const [key, dflt, why] of fixed) r.expect(key, dflt, why);
 }
@@ -93,8 +100,16 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
   fixedKeys(r, UNET_FIXED);
   const blocks = r.intList("block_out_channels", [320, 640, 1280, 1280], { max: L.width, maxLength: L.blocks });
   const n = blocks.length;
-  const down = r.stringList("down_block_types", ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"], ["CrossAttnDownBlock2D", "DownBlock2D"]);
-  const up = r.stringList("up_block_types", ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"], ["CrossAttnUpBlock2D", "UpBlock2D"]);
+  const down = r.stringList(
+    "down_block_types",
+    ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    ["CrossAttnDownBlock2D", "DownBlock2D"],
+  );
+  const up = r.stringList(
+    "up_block_types",
+    ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    ["CrossAttnUpBlock2D", "UpBlock2D"],
+  );
   if (down.length !== n || up.length !== n) r.fail("down_block_types, up_block_types and block_out_channels must have the same length");
   const crossAttention = down.map((t) => t === "CrossAttnDownBlock2D");
   up.forEach((t, i) => {
@@ -129,7 +144,10 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
     freqShift: r.number("freq_shift", 0, { min: -1e6, max: 1e6 }),
     textTime:
       addition === "text_time"
-        ? { timeEmbedDim: r.int("addition_time_embed_dim", 256, { max: L.width }), inputDim: r.int("projection_class_embeddings_input_dim", 2816, { max: 16 * L.width }) }
+        ? {
+            timeEmbedDim: r.int("addition_time_embed_dim", 256, { max: L.width }),
+            inputDim: r.int("projection_class_embeddings_input_dim", 2816, { max: 16 * L.width }),
+          }
         : null,
   };
   if (addition !== "text_time") r.ignore("addition_time_embed_dim", "projection_class_embeddings_input_dim");
@@ -137,9 +155,7 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
     r.fail(
       `projection_class_embeddings_input_dim (${config.textTime.inputDim}) must exceed 6 x addition_time_embed_dim (${6 * config.textTime.timeEmbedDim}): the rest is the pooled embedding's width`,
     );
-  if (r.problems.length) throw new UNetConfigError(r.problems, where);
-  const unknown = r.unreadKeys();
-  if (unknown.length) throw new UNetConfigError([`unknown keys ${unknown.join(", ")}: this UNet cannot tell whether they change the output`], where);
+  finishStrict(r, UNetConfigError, "UNet");
   return config;
 }
 
@@ -166,7 +182,6 @@ export function sdxlBaseUNet(): UNetConfigJson {
     act_fn: "silu",
   };
 }
-
 
 /** The fields of diffusers' AutoencoderKL config.json used here. */
 export interface AutoencoderKLConfigJson {
@@ -210,8 +225,16 @@ export function resolveAutoencoderKLConfig(json: AutoencoderKLConfigJson, where 
   r.expect("shift_factor", null, "a latent shift is not implemented");
   r.string("act_fn", "silu", ["silu"]);
   const blocks = r.intList("block_out_channels", [64], { max: L.width, maxLength: L.blocks });
-  const down = r.stringList("down_block_types", blocks.map(() => "DownEncoderBlock2D" as const), ["DownEncoderBlock2D"]);
-  const up = r.stringList("up_block_types", blocks.map(() => "UpDecoderBlock2D" as const), ["UpDecoderBlock2D"]);
+  const down = r.stringList(
+    "down_block_types",
+    blocks.map(() => "DownEncoderBlock2D" as const),
+    ["DownEncoderBlock2D"],
+  );
+  const up = r.stringList(
+    "up_block_types",
+    blocks.map(() => "UpDecoderBlock2D" as const),
+    ["UpDecoderBlock2D"],
+  );
   if (down.length !== blocks.length || up.length !== blocks.length) r.fail("down_block_types, up_block_types and block_out_channels differ in length");
   const groups = r.int("norm_num_groups", 32, { max: L.channels });
   if (blocks.some((c) => c % groups !== 0)) r.fail(`every block_out_channels entry must be divisible by norm_num_groups (${groups})`);
@@ -227,9 +250,7 @@ export function resolveAutoencoderKLConfig(json: AutoencoderKLConfigJson, where 
     usePostQuantConv: r.bool("use_post_quant_conv", true),
     midBlockAddAttention: r.bool("mid_block_add_attention", true),
   };
-  if (r.problems.length) throw new VaeConfigError(r.problems, where);
-  const unknown = r.unreadKeys();
-  if (unknown.length) throw new VaeConfigError([`unknown keys ${unknown.join(", ")}: this VAE cannot tell whether they change the output`], where);
+  finishStrict(r, VaeConfigError, "VAE");
   return config;
 }
 
@@ -248,4 +269,3 @@ export function sdxlVae(): AutoencoderKLConfigJson {
     scaling_factor: 0.13025,
   };
 }
-

@@ -2,7 +2,7 @@
 // an SDXL UNet conditioned Emu2-style (the vectors as cross-attention context, their mean in the
 // pooled slot, time ids from the size), classifier-free guidance against an unconditional input,
 // a scheduler, and the VAE decoder. The loop is an async generator yielding every step.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, } from "node:fs";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import sharp from "sharp";
@@ -65,7 +65,9 @@ export function schedulerFromConfig(json: SchedulerConfigJson, where?: string): 
       case "DPMSolverMultistepScheduler":
         return DPMSolverMultistepScheduler.fromConfig(json);
       default:
-        throw new DecoderError(`scheduler ${JSON.stringify(json._class_name)} is not supported (EulerDiscreteScheduler, DDIMScheduler, DPMSolverMultistepScheduler)`);
+        throw new DecoderError(
+          `scheduler ${JSON.stringify(json._class_name)} is not supported (EulerDiscreteScheduler, DDIMScheduler, DPMSolverMultistepScheduler)`,
+        );
     }
   } catch (e) {
     // name the file the settings came from
@@ -84,7 +86,8 @@ export class SdxlDecoder {
   /** A diffusers-style folder with unet/, vae/ and scheduler/ (other parts, e.g. text encoders, are ignored). */
   static fromPretrained(dir: string, options: { dtype?: T.DType; device?: T.Device; vaeDtype?: T.DType } = {}): SdxlDecoder {
     for (const part of ["unet", "vae", "scheduler"])
-      if (!existsSync(join(dir, part))) throw new DecoderError(`${dir}: the '${part}' folder is missing; expected a diffusers-style folder with unet/, vae/ and scheduler/`);
+      if (!existsSync(join(dir, part)))
+        throw new DecoderError(`${dir}: the '${part}' folder is missing; expected a diffusers-style folder with unet/, vae/ and scheduler/`);
     const schedulerPath = join(dir, "scheduler", "scheduler_config.json");
     if (!existsSync(schedulerPath)) throw new DecoderError(`${schedulerPath} is missing`);
     const unet = UNet2DConditionModel.fromPretrained(join(dir, "unet"), options);
@@ -99,7 +102,8 @@ export class SdxlDecoder {
   private check(cond: Tensor, o: DecodeOptions): { height: number; width: number; steps: number; guidance: number } {
     const D = this.unet.config.crossAttentionDim;
     if (cond.ndim !== 3 || cond.size(2) !== D) throw new DecoderError(`cond must be (batch, vectors, ${D}), got [${cond.shape}]`);
-    if (o.uncond && o.uncond.shape.join() !== cond.shape.join()) throw new DecoderError(`uncond must have cond's shape [${cond.shape}], got [${o.uncond.shape}]`);
+    if (o.uncond && o.uncond.shape.join() !== cond.shape.join())
+      throw new DecoderError(`uncond must have cond's shape [${cond.shape}], got [${o.uncond.shape}]`);
     const steps = o.steps ?? 50;
     if (!Number.isInteger(steps) || steps <= 0) throw new DecoderError(`steps must be a positive integer, got ${steps}`);
     const guidance = o.guidanceScale ?? 3;
@@ -141,7 +145,9 @@ export class SdxlDecoder {
       let latents = owned.hold(
         T.noGrad(() =>
           T.scope(() => {
-            const start = options.latents ?? T.randn(shape, { dtype: "float32", device, generator: new T.Generator({ seed: options.seed ?? Math.floor(Math.random() * 2 ** 31), device }) });
+            const start =
+              options.latents ??
+              T.randn(shape, { dtype: "float32", device, generator: new T.Generator({ seed: options.seed ?? Math.floor(Math.random() * 2 ** 31), device }) });
             if (start.shape.join() !== shape.join()) throw new DecoderError(`latents must be [${shape}], got [${start.shape}]`);
             return start.to({ dtype: "float32", device }).mul(scheduler.initNoiseSigma);
           }),
@@ -151,7 +157,9 @@ export class SdxlDecoder {
         const next = T.noGrad(() =>
           T.scope(() => {
             const input = scheduler.scaleModelInput(cfg ? T.cat([latents, latents]) : latents, t);
-            let noise = unet.forward({ sample: input, timestep: t, encoderHiddenStates: context, addedCondKwargs: { textEmbeds: pooled, timeIds } }).sample.to("float32");
+            let noise = unet
+              .forward({ sample: input, timestep: t, encoderHiddenStates: context, addedCondKwargs: { textEmbeds: pooled, timeIds } })
+              .sample.to("float32");
             if (cfg) {
               const [noiseUncond, noiseCond] = noise.chunk(2) as [Tensor, Tensor];
               noise = noiseUncond.add(noiseCond.sub(noiseUncond).mul(guidance));
@@ -164,7 +172,9 @@ export class SdxlDecoder {
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
       const images = T.noGrad(() =>
-        T.scope(() => this.vae.decode(latents.to(this.vae.decoder.conv_in.weight.dtype).div(this.vae.config.scalingFactor)).to("float32").div(2).add(0.5).clamp(0, 1)),
+        T.scope(() =>
+          this.vae.decode(latents.to(this.vae.decoder.conv_in.weight.dtype).div(this.vae.config.scalingFactor)).to("float32").div(2).add(0.5).clamp(0, 1),
+        ),
       );
       return { images, latents: latents.clone() };
     } finally {
@@ -190,7 +200,11 @@ export async function toPng(images: Tensor): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (let b = 0; b < B; b++) {
     const frame = Buffer.from(bytes.buffer, bytes.byteOffset + b * H * W * 3, H * W * 3);
-    out.push(await sharp(frame, { raw: { width: W, height: H, channels: 3 } }).png().toBuffer());
+    out.push(
+      await sharp(frame, { raw: { width: W, height: H, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
   }
   return out;
 }

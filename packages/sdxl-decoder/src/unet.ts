@@ -23,7 +23,9 @@ export interface ModelOptions {
 export function timestepEmbedding(timesteps: Tensor, dim: number, flipSinToCos: boolean, freqShift: number): Tensor {
   return T.scope(() => {
     const half = Math.floor(dim / 2);
-    const exponent = T.arange(0, half, { dtype: "float32", device: timesteps.device }).mul(-Math.log(10000)).div(half - freqShift);
+    const exponent = T.arange(0, half, { dtype: "float32", device: timesteps.device })
+      .mul(-Math.log(10000))
+      .div(half - freqShift);
     const emb = timesteps.to("float32").unsqueeze(1).mul(exponent.exp().unsqueeze(0)); // (B, half)
     const parts = flipSinToCos ? [emb.cos(), emb.sin()] : [emb.sin(), emb.cos()];
     const out = T.cat(parts, -1);
@@ -247,7 +249,9 @@ export class UpBlock extends Module {
       }),
     );
     this.attentions = new ModuleList(
-      c.crossAttention[mirror] ? Array.from({ length: n }, () => new Transformer2DModel(outC, c.numHeads[mirror]!, c.transformerLayers[mirror]!, c, options)) : [],
+      c.crossAttention[mirror]
+        ? Array.from({ length: n }, () => new Transformer2DModel(outC, c.numHeads[mirror]!, c.transformerLayers[mirror]!, c, options))
+        : [],
     );
     this.upsamplers = new ModuleList(i < c.blockOutChannels.length - 1 ? [new Upsample2D(outC, options)] : []);
   }
@@ -313,7 +317,9 @@ export class UNet2DConditionModel extends Module {
     this.down_blocks = new ModuleList(ch.map((out, i) => new DownBlock(i === 0 ? ch[0]! : ch[i - 1]!, out, tembC, i, config, options)));
     this.mid_block = new UNetMidBlock2DCrossAttn(ch[ch.length - 1]!, tembC, config, options);
     const rev = [...ch].reverse();
-    this.up_blocks = new ModuleList(rev.map((out, i) => new UpBlock(i === 0 ? rev[0]! : rev[i - 1]!, rev[Math.min(i + 1, rev.length - 1)]!, out, tembC, i, config, options)));
+    this.up_blocks = new ModuleList(
+      rev.map((out, i) => new UpBlock(i === 0 ? rev[0]! : rev[i - 1]!, rev[Math.min(i + 1, rev.length - 1)]!, out, tembC, i, config, options)),
+    );
     this.conv_norm_out = new GroupNorm(config.normNumGroups, ch[0]!, config.normEps, options);
     this.conv_out = new Conv2d(ch[0]!, config.outChannels, 3, { ...options, padding: 1 });
   }
@@ -329,7 +335,8 @@ export class UNet2DConditionModel extends Module {
       const x = input.sample;
       const [B, C, H, W] = x.shape as [number, number, number, number];
       if (x.ndim !== 4 || C !== c.inChannels) throw new RangeError(`sample must be (batch, ${c.inChannels}, H, W), got [${x.shape}]`);
-      if (H % this.downsampleFactor || W % this.downsampleFactor) throw new RangeError(`sample height and width must be multiples of ${this.downsampleFactor}, got ${H}x${W}`);
+      if (H % this.downsampleFactor || W % this.downsampleFactor)
+        throw new RangeError(`sample height and width must be multiples of ${this.downsampleFactor}, got ${H}x${W}`);
       const context = input.encoderHiddenStates;
       if (context.ndim !== 3 || context.size(0) !== B || context.size(2) !== c.crossAttentionDim)
         throw new RangeError(`encoderHiddenStates must be (${B}, tokens, ${c.crossAttentionDim}), got [${context.shape}]`);
@@ -342,7 +349,9 @@ export class UNet2DConditionModel extends Module {
         const timeEmb = timestepEmbedding(cond.timeIds.flatten(), c.textTime.timeEmbedDim, c.flipSinToCos, c.freqShift).reshape([B, -1]);
         const addIn = T.cat([cond.textEmbeds, timeEmb.to(cond.textEmbeds.dtype)], -1);
         if (addIn.size(1) !== c.textTime.inputDim)
-          throw new RangeError(`textEmbeds (${cond.textEmbeds.size(-1)}) + 6 time ids x ${c.textTime.timeEmbedDim} must be ${c.textTime.inputDim} wide, got ${addIn.size(1)}`);
+          throw new RangeError(
+            `textEmbeds (${cond.textEmbeds.size(-1)}) + 6 time ids x ${c.textTime.timeEmbedDim} must be ${c.textTime.inputDim} wide, got ${addIn.size(1)}`,
+          );
         temb = temb.add(this.add_embedding.forward(addIn.to(dtype)));
       }
       let h = this.conv_in.forward(x.to(dtype));

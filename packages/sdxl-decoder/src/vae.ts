@@ -54,7 +54,10 @@ export class VaeAttention extends Module {
   }
   forward(x: Tensor): Tensor {
     const [B, C, H, W] = x.shape as [number, number, number, number];
-    const h = this.group_norm.forward(x).view([B, C, H * W]).transpose(1, 2); // (B, HW, C)
+    const h = this.group_norm
+      .forward(x)
+      .view([B, C, H * W])
+      .transpose(1, 2); // (B, HW, C)
     const heads = (t: Tensor) => t.unsqueeze(1); // (B, 1, HW, C): one head
     const y = T.scaledDotProductAttention(heads(this.to_q.forward(h)), heads(this.to_k.forward(h)), heads(this.to_v.forward(h))).squeeze(1);
     const out = this.to_out.at(0).forward(y).transpose(1, 2).reshape([B, C, H, W]);
@@ -106,7 +109,9 @@ export class DownEncoderBlock2D extends Module {
   downsamplers: T.nn.ModuleList<Downsample2D>;
   constructor(inChannels: number, outChannels: number, layers: number, groups: number, downsample: boolean, options: ModelOptions = {}) {
     super();
-    this.resnets = new ModuleList(Array.from({ length: layers }, (_, j) => new ResnetBlock2D(j === 0 ? inChannels : outChannels, outChannels, groups, options)));
+    this.resnets = new ModuleList(
+      Array.from({ length: layers }, (_, j) => new ResnetBlock2D(j === 0 ? inChannels : outChannels, outChannels, groups, options)),
+    );
     this.downsamplers = new ModuleList(downsample ? [new Downsample2D(outChannels, options)] : []);
   }
   forward(x: Tensor): Tensor {
@@ -122,7 +127,9 @@ export class UpDecoderBlock2D extends Module {
   upsamplers: T.nn.ModuleList<Upsample2D>;
   constructor(inChannels: number, outChannels: number, layers: number, groups: number, upsample: boolean, options: ModelOptions = {}) {
     super();
-    this.resnets = new ModuleList(Array.from({ length: layers }, (_, j) => new ResnetBlock2D(j === 0 ? inChannels : outChannels, outChannels, groups, options)));
+    this.resnets = new ModuleList(
+      Array.from({ length: layers }, (_, j) => new ResnetBlock2D(j === 0 ? inChannels : outChannels, outChannels, groups, options)),
+    );
     this.upsamplers = new ModuleList(upsample ? [new Upsample2D(outChannels, options)] : []);
   }
   forward(x: Tensor): Tensor {
@@ -171,7 +178,10 @@ export class VaeDecoder extends Module {
     this.conv_in = new Conv2d(c.latentChannels, reversed[0]!, 3, { ...options, padding: 1 });
     this.mid_block = new UNetMidBlock2D(reversed[0]!, c.normNumGroups, c.midBlockAddAttention, options);
     this.up_blocks = new ModuleList(
-      reversed.map((out, i) => new UpDecoderBlock2D(i === 0 ? reversed[0]! : reversed[i - 1]!, out, c.layersPerBlock + 1, c.normNumGroups, i < reversed.length - 1, options)),
+      reversed.map(
+        (out, i) =>
+          new UpDecoderBlock2D(i === 0 ? reversed[0]! : reversed[i - 1]!, out, c.layersPerBlock + 1, c.normNumGroups, i < reversed.length - 1, options),
+      ),
     );
     const first = c.blockOutChannels[0]!;
     this.conv_norm_out = new GroupNorm(c.normNumGroups, first, EPS, options);
@@ -237,7 +247,8 @@ export class AutoencoderKL extends Module {
   encode(pixels: Tensor): DiagonalGaussian {
     const f = this.downsampleFactor;
     const [, C, H, W] = pixels.shape as [number, number, number, number];
-    if (pixels.ndim !== 4 || C !== this.config.inChannels) throw new RangeError(`encode: pixels must be (batch, ${this.config.inChannels}, H, W), got [${pixels.shape}]`);
+    if (pixels.ndim !== 4 || C !== this.config.inChannels)
+      throw new RangeError(`encode: pixels must be (batch, ${this.config.inChannels}, H, W), got [${pixels.shape}]`);
     if (H % f || W % f) throw new RangeError(`encode: height and width must be multiples of ${f}, got ${H}x${W}`);
     // only the distribution's tensors outlive the call (the memory contract)
     const parts = T.scope(() => {

@@ -39,7 +39,14 @@ describe("SdxlDecoder", () => {
     expect(a.images.equal(b.images)).toBe(true);
     const meta = await sharp(a.png[0]!).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(["png", 48, 32]);
-    const dpm = await decoder.decode(T.randn([3, 5, 24]), { steps: 3, seed: 1, height: 32, width: 32, guidanceScale: 1, scheduler: new DPMSolverMultistepScheduler() });
+    const dpm = await decoder.decode(T.randn([3, 5, 24]), {
+      steps: 3,
+      seed: 1,
+      height: 32,
+      width: 32,
+      guidanceScale: 1,
+      scheduler: new DPMSolverMultistepScheduler(),
+    });
     expect(dpm.images.shape).toEqual([3, 3, 32, 32]);
     expect(dpm.png.length).toBe(3);
   });

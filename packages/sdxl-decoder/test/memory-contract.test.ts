@@ -2,7 +2,7 @@
 // outside any scope leaves exactly its outputs live, and 1,000 calls keep live tensors and RSS flat.
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
-import { checkMemoryContract } from "../../../tools/test-support/memory-contract.js";
+import { expectMemoryContract } from "../../../tools/test-support/memory-contract.js";
 import {
   AutoencoderKL,
   DDIMScheduler,
@@ -29,7 +29,15 @@ const unet = new UNet2DConditionModel(
     projection_class_embeddings_input_dim: 32,
   }),
 ).eval();
-const vae = new AutoencoderKL(resolveAutoencoderKLConfig({ block_out_channels: [8, 8], down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D"], up_block_types: ["UpDecoderBlock2D", "UpDecoderBlock2D"], layers_per_block: 1, norm_num_groups: 4 })).eval();
+const vae = new AutoencoderKL(
+  resolveAutoencoderKLConfig({
+    block_out_channels: [8, 8],
+    down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    up_block_types: ["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    layers_per_block: 1,
+    norm_num_groups: 4,
+  }),
+).eval();
 const decoder = new SdxlDecoder(unet, vae, new EulerDiscreteScheduler());
 const keep = <X extends T.Tensor>(t: X) => T.keep(t);
 const sample = keep(T.randn([2, 4, 8, 8]));
@@ -56,16 +64,19 @@ describe("memory contract", () => {
     ["EulerDiscreteScheduler.step", schedulerLoop(new EulerDiscreteScheduler()), 1000],
     ["DDIMScheduler.step", schedulerLoop(new DDIMScheduler()), 1000],
     ["DPMSolverMultistepScheduler.step", schedulerLoop(new DPMSolverMultistepScheduler()), 1000],
-    ["NoiseSchedule.addNoise / target", () => { const n = new NoiseSchedule({ prediction_type: "v_prediction" }); return [n.addNoise(sample, sample, timesteps), n.target(sample, sample, timesteps)]; }, 1000],
+    [
+      "NoiseSchedule.addNoise / target",
+      () => {
+        const n = new NoiseSchedule({ prediction_type: "v_prediction" });
+        return [n.addNoise(sample, sample, timesteps), n.target(sample, sample, timesteps)];
+      },
+      1000,
+    ],
     ["SdxlDecoder.decode (guided, 2 steps)", () => decoder.decode(cond, { steps: 2, height: 16, width: 16, seed: 1 }), 100],
   ];
   for (const [name, call, calls] of entryPoints)
     it(name, async () => {
-      const r = await checkMemoryContract(T, call, calls);
-      expect(r.added).toBe(r.outputs);
-      expect(r.leftAfterDispose).toBe(0);
-      expect(r.liveDrift).toBe(0);
-      expect(r.rssGrowth).toBeLessThan(64 * 2 ** 20);
+      await expectMemoryContract(T, expect, call, calls);
     });
 
   it("an abandoned denoising loop frees its state", async () => {

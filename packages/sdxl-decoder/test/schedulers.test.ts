@@ -77,7 +77,9 @@ describe.each(NAMES)("scheduler '%s' matches diffusers", (name) => {
 describe("EulerDiscreteScheduler input checks", () => {
   it("rejects unsupported configs and bad step counts clearly", () => {
     expect(() => new EulerDiscreteScheduler({ use_karras_sigmas: true })).toThrow(/use_karras_sigmas not supported yet/);
-    expect(() => new EulerDiscreteScheduler({ prediction_type: "sample" as "epsilon" })).toThrow(/prediction_type = "sample" is not supported \(supported: epsilon, v_prediction\)/);
+    expect(() => new EulerDiscreteScheduler({ prediction_type: "sample" as "epsilon" })).toThrow(
+      /prediction_type = "sample" is not supported \(supported: epsilon, v_prediction\)/,
+    );
     expect(() => EulerDiscreteScheduler.fromConfig({ _class_name: "DDIMScheduler" })).toThrow(/not EulerDiscreteScheduler/);
     const s = new EulerDiscreteScheduler();
     expect(() => s.setTimesteps(0)).toThrow(/positive integer/);

@@ -14,8 +14,14 @@ describe("NoiseSchedule", () => {
       const xt = s.addNoise(x0, eps, t);
       const v = s.target(x0, eps, t);
       for (let b = 0; b < 2; b++) {
-        const expectX = x0.select(0, b).mul(Math.sqrt(a[b]!)).add(eps.select(0, b).mul(Math.sqrt(1 - a[b]!)));
-        const expectV = eps.select(0, b).mul(Math.sqrt(a[b]!)).sub(x0.select(0, b).mul(Math.sqrt(1 - a[b]!)));
+        const expectX = x0
+          .select(0, b)
+          .mul(Math.sqrt(a[b]!))
+          .add(eps.select(0, b).mul(Math.sqrt(1 - a[b]!)));
+        const expectV = eps
+          .select(0, b)
+          .mul(Math.sqrt(a[b]!))
+          .sub(x0.select(0, b).mul(Math.sqrt(1 - a[b]!)));
         expect(xt.select(0, b).sub(expectX).abs().max().item()).toBeLessThanOrEqual(1e-6);
         expect(v.select(0, b).sub(expectV).abs().max().item()).toBeLessThanOrEqual(1e-6);
       }

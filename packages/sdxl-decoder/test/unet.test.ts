@@ -34,7 +34,12 @@ describe("UNet2DConditionModel matches diffusers", () => {
 
   it("rejects bad conditioning and sizes clearly", () => {
     const unet = UNet2DConditionModel.fromPretrained(join(fixtures, "unet"));
-    const ok = { sample: T.zeros([1, 4, 16, 16]), timestep: 1, encoderHiddenStates: T.zeros([1, 5, 24]), addedCondKwargs: { textEmbeds: T.zeros([1, 24]), timeIds: T.zeros([1, 6]) } };
+    const ok = {
+      sample: T.zeros([1, 4, 16, 16]),
+      timestep: 1,
+      encoderHiddenStates: T.zeros([1, 5, 24]),
+      addedCondKwargs: { textEmbeds: T.zeros([1, 24]), timeIds: T.zeros([1, 6]) },
+    };
     expect(() => unet.forward({ ...ok, encoderHiddenStates: T.zeros([1, 5, 32]) })).toThrow(/encoderHiddenStates must be \(1, tokens, 24\)/);
     expect(() => unet.forward({ ...ok, sample: T.zeros([1, 4, 15, 16]) })).toThrow(/multiples of 2, got 15x16/);
     expect(() => unet.forward({ ...ok, addedCondKwargs: undefined })).toThrow(/pass addedCondKwargs/);

@@ -6,7 +6,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
-import { AutoencoderKL, EulerDiscreteScheduler, resolveAutoencoderKLConfig, resolveUNetConfig, SdxlDecoder, UNet2DConditionModel, UNetConfigError, VaeConfigError } from "../src/index.js";
+import { errorOf } from "../../../tools/test-support/errors.js";
+import {
+  AutoencoderKL,
+  EulerDiscreteScheduler,
+  resolveAutoencoderKLConfig,
+  resolveUNetConfig,
+  SdxlDecoder,
+  UNet2DConditionModel,
+  UNetConfigError,
+  VaeConfigError,
+} from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-sdxl-untrusted-"));
 const unet = {
@@ -19,19 +29,14 @@ const unet = {
   norm_num_groups: 8,
 };
 
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
-
 describe("UNet config.json", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["layers_per_block = 1e6", { layers_per_block: 1e6 }, /layers_per_block = 1000000 is out of range \(1 to 64\)/],
-    ["transformer_layers_per_block = 1e6", { transformer_layers_per_block: 1e6 }, /transformer_layers_per_block holds 1000000: entries must be integers from 1 to 64/],
+    [
+      "transformer_layers_per_block = 1e6",
+      { transformer_layers_per_block: 1e6 },
+      /transformer_layers_per_block holds 1000000: entries must be integers from 1 to 64/,
+    ],
     ["center_input_sample", { center_input_sample: true }, /center_input_sample = true is not supported \(input centering is not implemented\)/],
     ["mid_block_scale_factor", { mid_block_scale_factor: 2 }, /mid_block_scale_factor = 2 is not supported/],
     ["timestep_post_act", { timestep_post_act: "silu" }, /timestep_post_act = "silu" is not supported/],
@@ -53,7 +58,20 @@ describe("UNet config.json", () => {
       expect(e.message).toMatch(message);
     });
   it("the defaults diffusers writes are accepted", () => {
-    const written = { ...unet, center_input_sample: false, mid_block_scale_factor: 1, timestep_post_act: null, time_embedding_act_fn: null, mid_block_type: "UNetMidBlock2DCrossAttn", resnet_time_scale_shift: "default", conv_in_kernel: 3, conv_out_kernel: 3, only_cross_attention: false, _class_name: "UNet2DConditionModel", sample_size: 32 };
+    const written = {
+      ...unet,
+      center_input_sample: false,
+      mid_block_scale_factor: 1,
+      timestep_post_act: null,
+      time_embedding_act_fn: null,
+      mid_block_type: "UNetMidBlock2DCrossAttn",
+      resnet_time_scale_shift: "default",
+      conv_in_kernel: 3,
+      conv_out_kernel: 3,
+      only_cross_attention: false,
+      _class_name: "UNet2DConditionModel",
+      sample_size: 32,
+    };
     expect(resolveUNetConfig(written).layersPerBlock).toBe(1);
   });
   it("a layer count the weights do not have fails after a bounded build", () => {
@@ -71,7 +89,9 @@ describe("VAE and scheduler configs", () => {
     expect(errorOf(() => resolveAutoencoderKLConfig({ shift_factor: 0.1 }, "vae/config.json")).message).toMatch(/shift_factor = 0.1 is not supported/);
     expect(errorOf(() => resolveAutoencoderKLConfig({ layers_per_block: 1e6 })).message).toMatch(/layers_per_block = 1000000 is out of range/);
     expect(errorOf(() => resolveAutoencoderKLConfig({ scaling_factor: -1 }))).toBeInstanceOf(VaeConfigError);
-    expect(errorOf(() => resolveAutoencoderKLConfig({ block_out_channels: [32], up_block_types: ["AttnUpDecoderBlock2D"] })).message).toMatch(/up_block_types holds "AttnUpDecoderBlock2D"/);
+    expect(errorOf(() => resolveAutoencoderKLConfig({ block_out_channels: [32], up_block_types: ["AttnUpDecoderBlock2D"] })).message).toMatch(
+      /up_block_types holds "AttnUpDecoderBlock2D"/,
+    );
     expect(errorOf(() => new EulerDiscreteScheduler({ num_train_timesteps: 1e9 })).message).toMatch(/num_train_timesteps = 1000000000 is out of range/);
     expect(errorOf(() => new EulerDiscreteScheduler({ beta_end: Number.NaN })).message).toMatch(/beta_end must be a finite number/);
   });

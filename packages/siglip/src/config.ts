@@ -90,6 +90,7 @@ function towerReader(json: unknown, where: string, prefix: string, problems: str
   return r;
 }
 
+// The same fields and bounds as resolveClipVisionConfig in @pisces/gen-clip's config.ts.
 function readVision(r: T.ConfigReader): SiglipVisionConfig {
   const config: SiglipVisionConfig = {
     hiddenSize: r.int("hidden_size", 768, { max: L.width }),
@@ -150,7 +151,9 @@ export function resolveSiglipCheckpointConfig(json: unknown, where: string): { v
   top.ignore(...T.BOOKKEEPING_KEYS, "initializer_factor", "text_config_dict", "vision_config_dict");
   checkModelType(top, ["siglip", "siglip_vision_model"]);
   const nested = top.object("vision_config");
-  const visionReader = nested ? towerReader((json as Record<string, unknown>).vision_config, where, "vision_config.", top.problems, ["siglip_vision_model"]) : top;
+  const visionReader = nested
+    ? towerReader((json as Record<string, unknown>).vision_config, where, "vision_config.", top.problems, ["siglip_vision_model"])
+    : top;
   const vision = readVision(visionReader);
   const textJson = (json as Record<string, unknown> | null)?.text_config;
   const text = textJson ? readText(towerReader(textJson, where, "text_config.", top.problems, ["siglip_text_model"])) : null;

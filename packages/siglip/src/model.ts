@@ -138,12 +138,8 @@ export class MultiheadAttention extends Module {
     options: ModelOptions = {},
   ) {
     super();
-    const w = T.empty([3 * embedDim, embedDim], options);
-    const b = T.zeros([3 * embedDim], options);
-    this.in_proj_weight = new Parameter(w);
-    this.in_proj_bias = new Parameter(b);
-    w.dispose();
-    b.dispose();
+    this.in_proj_weight = new Parameter(T.empty([3 * embedDim, embedDim], options));
+    this.in_proj_bias = new Parameter(T.zeros([3 * embedDim], options));
     this.out_proj = new Linear(embedDim, embedDim, options);
   }
   /** query (B, Tq, D), key/value (B, Tk, D) -> (B, Tq, D). */
@@ -166,9 +162,7 @@ export class SiglipMultiheadAttentionPoolingHead extends Module {
   mlp: SiglipMLP;
   constructor(config: SiglipVisionConfig, options: ModelOptions = {}) {
     super();
-    const p = T.randn([1, 1, config.hiddenSize], options);
-    this.probe = new Parameter(p);
-    p.dispose();
+    this.probe = new Parameter(T.randn([1, 1, config.hiddenSize], options));
     this.attention = new MultiheadAttention(config.hiddenSize, config.numAttentionHeads, options);
     this.layernorm = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
     this.mlp = new SiglipMLP(config, options);
@@ -299,7 +293,8 @@ export class SiglipTextTransformer extends Module {
     return T.scope(() => {
       const { vocabSize, maxPositionEmbeddings } = this.config;
       if (inputIds.ndim !== 2) throw new RangeError(`inputIds must be (batch, length), got [${inputIds.shape}]`);
-      if (inputIds.size(1) > maxPositionEmbeddings) throw new RangeError(`${inputIds.size(1)} tokens exceed the text tower's ${maxPositionEmbeddings} positions`);
+      if (inputIds.size(1) > maxPositionEmbeddings)
+        throw new RangeError(`${inputIds.size(1)} tokens exceed the text tower's ${maxPositionEmbeddings} positions`);
       if (T.scope(() => inputIds.lt(0).logicalOr(inputIds.ge(vocabSize)).any().item())) {
         const [lo, hi] = T.scope(() => [inputIds.min().item(), inputIds.max().item()]);
         throw new RangeError(`token id ${lo < 0 ? lo : hi} is out of range for a vocabulary of ${vocabSize}`);
@@ -340,12 +335,8 @@ export class SiglipModel extends Module {
     super();
     this.text_model = new SiglipTextTransformer(textConfig, options);
     this.vision_model = new SiglipVisionTransformer(visionConfig, options);
-    const scale = T.zeros([1], options);
-    const bias = T.zeros([1], options);
-    this.logit_scale = new Parameter(scale);
-    this.logit_bias = new Parameter(bias);
-    scale.dispose();
-    bias.dispose();
+    this.logit_scale = new Parameter(T.zeros([1], options));
+    this.logit_bias = new Parameter(T.zeros([1], options));
   }
   getImageFeatures(pixelValues: Tensor): Tensor {
     return T.scope(() => {
@@ -365,7 +356,9 @@ export class SiglipModel extends Module {
       const textOutput = this.text_model.forward(input.inputIds, input);
       if (!visionOutput.poolerOutput) throw new Error("this vision tower has no pooling head (vision_use_head is false)");
       if (visionOutput.poolerOutput.size(-1) !== textOutput.poolerOutput.size(-1))
-        throw new RangeError(`image embeddings (${visionOutput.poolerOutput.size(-1)}) and text embeddings (${textOutput.poolerOutput.size(-1)}) differ in width`);
+        throw new RangeError(
+          `image embeddings (${visionOutput.poolerOutput.size(-1)}) and text embeddings (${textOutput.poolerOutput.size(-1)}) differ in width`,
+        );
       const normalize = (x: Tensor) => x.div(x.norm(2, -1, { keepdim: true }));
       const imageEmbeds = normalize(visionOutput.poolerOutput);
       const textEmbeds = normalize(textOutput.poolerOutput);
@@ -381,4 +374,3 @@ export class SiglipModel extends Module {
     return T.loadPretrained({ what: path, weights: T.openWeights(dir), options, build: (o) => new SiglipModel(text, vision, o) });
   }
 }
-

@@ -216,15 +216,17 @@ export class SiglipTokenizer {
       version: "1.0",
       truncation: null,
       padding: null,
-      added_tokens: [...special].sort((a, b) => a - b).map((id) => ({
-        id,
-        content: this.pieces[id]!,
-        single_word: false,
-        lstrip: true,
-        rstrip: true,
-        normalized: false,
-        special: true,
-      })),
+      added_tokens: [...special]
+        .sort((a, b) => a - b)
+        .map((id) => ({
+          id,
+          content: this.pieces[id]!,
+          single_word: false,
+          lstrip: true,
+          rstrip: true,
+          normalized: false,
+          special: true,
+        })),
       normalizer: { type: "Sequence", normalizers },
       pre_tokenizer: null,
       post_processor: null,
@@ -297,8 +299,8 @@ export class SiglipTokenizer {
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
     for (const id of ids)
-      if (!Number.isInteger(id) || id < 0 || id >= this.pieces.length) throw new RangeError(`decode(): token id ${id} is out of range for a vocabulary of ${this.pieces.length}`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.pieces.length)
+        throw new RangeError(`decode(): token id ${id} is out of range for a vocabulary of ${this.pieces.length}`);
     return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
   }
-
 }

@@ -2,11 +2,25 @@
 // outside any scope leaves exactly its outputs live, and 1,000 calls keep live tensors and RSS flat.
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
-import { checkMemoryContract } from "../../../tools/test-support/memory-contract.js";
+import { expectMemoryContract } from "../../../tools/test-support/memory-contract.js";
 import { resolveSiglipTextConfig, resolveSiglipVisionConfig, SiglipImageProcessor, SiglipModel, SiglipVisionModel } from "../src/index.js";
 
-const vision = resolveSiglipVisionConfig({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 2, image_size: 16, patch_size: 8 });
-const text = resolveSiglipTextConfig({ vocab_size: 32, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 2, max_position_embeddings: 8 });
+const vision = resolveSiglipVisionConfig({
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  image_size: 16,
+  patch_size: 8,
+});
+const text = resolveSiglipTextConfig({
+  vocab_size: 32,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  max_position_embeddings: 8,
+});
 const tower = new SiglipVisionModel(vision).eval();
 const model = new SiglipModel(text, vision).eval();
 const pixels = T.keep(T.randn([2, 3, 16, 16]));
@@ -24,10 +38,6 @@ describe("memory contract", () => {
   ];
   for (const [name, call] of entryPoints)
     it(name, async () => {
-      const r = await checkMemoryContract(T, call, name.includes("preprocess") ? 300 : 1000);
-      expect(r.added).toBe(r.outputs);
-      expect(r.leftAfterDispose).toBe(0);
-      expect(r.liveDrift).toBe(0);
-      expect(r.rssGrowth).toBeLessThan(64 * 2 ** 20);
+      await expectMemoryContract(T, expect, call, name.includes("preprocess") ? 300 : 1000);
     });
 });

@@ -36,7 +36,8 @@ describe("SiglipImageProcessor matches transformers' SiglipImageProcessor", () =
       names.map((name) => join(images, name)),
       { resampling: "fast" },
     );
-    for (const { name, mean } of pixelDifferences(T.scope, pixelValues, names, (name) => ref.get(`siglip.${name}`))) expect(mean, name).toBeLessThanOrEqual(0.01);
+    for (const { name, mean } of pixelDifferences(T.scope, pixelValues, names, (name) => ref.get(`siglip.${name}`)))
+      expect(mean, name).toBeLessThanOrEqual(0.01);
   });
 
   it("end to end: the embedding difference that follows from preprocessing", async () => {

@@ -26,7 +26,10 @@ describe("SiglipTokenizer", () => {
       expect(tok.encode(text), JSON.stringify(text)).toEqual(ref.ids[i]);
       // pieces too, except that an unknown character comes back as "<unk>" (transformers: the character)
       const unk = new Set(ref.ids[i]!.flatMap((id, j) => (id === tok.unkTokenId ? [j] : [])));
-      expect(tok.tokenize(text).filter((_, j) => !unk.has(j)), JSON.stringify(text)).toEqual(ref.tokens[i]!.filter((_, j) => !unk.has(j)));
+      expect(
+        tok.tokenize(text).filter((_, j) => !unk.has(j)),
+        JSON.stringify(text),
+      ).toEqual(ref.tokens[i]!.filter((_, j) => !unk.has(j)));
     });
   });
 

@@ -4,19 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
+import { errorOf } from "../../../tools/test-support/errors.js";
 import { SiglipConfigError, SiglipImageProcessor, SiglipModel, SiglipVisionModel } from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-siglip-untrusted-"));
 const vision = { hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, image_size: 8, patch_size: 4 };
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 function folder(config: unknown, weights: Record<string, T.Tensor> = { "vision_model.post_layernorm.weight": T.zeros([8]) }): string {
   const dir = mkdtempSync(join(work, "m-"));
@@ -29,7 +21,11 @@ describe("SigLIP checkpoints", () => {
   const cases: [string, unknown, RegExp][] = [
     ["num_hidden_layers = 1e9", { ...vision, num_hidden_layers: 1e9 }, /num_hidden_layers = 1000000000 is out of range \(1 to 1024\)/],
     ["model_type bert", { ...vision, model_type: "bert" }, /model_type = "bert" is not supported \(supported: siglip, siglip_vision_model\)/],
-    ["nested model_type bert", { model_type: "siglip", vision_config: { ...vision, model_type: "bert" } }, /vision_config.model_type = "bert" is not supported/],
+    [
+      "nested model_type bert",
+      { model_type: "siglip", vision_config: { ...vision, model_type: "bert" } },
+      /vision_config.model_type = "bert" is not supported/,
+    ],
     ["layer_norm_eps 0", { ...vision, layer_norm_eps: 0 }, /layer_norm_eps = 0 is out of range/],
     ["layer_norm_eps as a string", { ...vision, layer_norm_eps: "1e-6" }, /layer_norm_eps must be a finite number/],
     ["vision_use_head as a string", { ...vision, vision_use_head: "false" }, /vision_use_head must be true or false/],
@@ -48,7 +44,9 @@ describe("SigLIP checkpoints", () => {
   });
   it("one prefixed key in an unprefixed checkpoint says which prefix, instead of every weight missing", () => {
     const dir = folder(vision, { "vision_model.post_layernorm.weight": T.zeros([8]), "post_layernorm.bias": T.zeros([8]) });
-    expect(errorOf(() => SiglipVisionModel.fromPretrained(dir)).message).toMatch(/mixes keys with and without the 'vision_model.' prefix \(1 with, e.g. 'vision_model.post_layernorm.weight'; 1 without/);
+    expect(errorOf(() => SiglipVisionModel.fromPretrained(dir)).message).toMatch(
+      /mixes keys with and without the 'vision_model.' prefix \(1 with, e.g. 'vision_model.post_layernorm.weight'; 1 without/,
+    );
   });
   it("a SiglipModel needs both towers", () => {
     expect(errorOf(() => SiglipModel.fromPretrained(folder(vision))).message).toMatch(/no text_config: not a SiglipModel checkpoint/);
@@ -63,5 +61,6 @@ describe("SigLIP image processor settings", () => {
     ["size 0x0", { size: { height: 0, width: 0 } }, /size.height = 0 is out of range/],
     ["resample 9", { resample: 9 }, /resample = 9 is out of range \(0 to 5\)/],
   ];
-  for (const [name, config, message] of cases) it(name, () => expect(errorOf(() => new SiglipImageProcessor(config, "preprocessor_config.json")).message).toMatch(message));
+  for (const [name, config, message] of cases)
+    it(name, () => expect(errorOf(() => new SiglipImageProcessor(config, "preprocessor_config.json")).message).toMatch(message));
 });

@@ -13,7 +13,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
 T.setNumThreads(threads);
 
-
 // (a) per-op overhead: 100k adds of a 4-element tensor, each result disposed.
 const x = T.ones([4]);
 const adds = () => {
@@ -62,9 +61,9 @@ for (let round = 0; round < 3; round++) {
   ours.small_add = Math.min(ours.small_add, bestTime(adds, 5) / 100_000);
   ours.train_step = Math.min(ours.train_step, bestTime(trainSteps(20), 5) / 20);
   ours.matmul = Math.min(ours.matmul, bestTime(matmuls(5), 5) / 5);
-  const py = JSON.parse(
-    execFileSync(process.env.PYTHON ?? "python3", [join(here, "bench_torch.py"), String(threads)], { encoding: "utf8" }),
-  ) as Timings & { torch: string };
+  const py = JSON.parse(execFileSync(process.env.PYTHON ?? "python3", [join(here, "bench_torch.py"), String(threads)], { encoding: "utf8" })) as Timings & {
+    torch: string;
+  };
   torchVersion = py.torch;
   for (const k of ["small_add", "train_step", "matmul"] as const) theirs[k] = Math.min(theirs[k], py[k]);
 }

@@ -20,6 +20,7 @@
 
 #include <immintrin.h>
 
+#include "interface.h"
 #include "kernels/work_pool.h"
 
 #include <algorithm>
@@ -548,7 +549,7 @@ napi_value CallInplace(napi_env env, napi_callback_info info) {
 }
 
 // Fast path for the hottest binary operators (skips the boxed stack).
-// kind: 0 add, 1 sub, 2 mul, 3 div with a tensor operand; 4..7 the same with a scalar operand.
+// kind: a BinaryKind (interface.h): add/sub/mul/div with a tensor operand, then with a scalar.
 napi_value Binary(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   size_t argc = 3;
@@ -557,20 +558,20 @@ napi_value Binary(napi_env env, napi_callback_info info) {
     uint32_t kind = 0;
     napi_get_value_uint32(env, argv[0], &kind);
     const at::Tensor& x = tensorOf(env, argv[1]);
-    if (kind < 4) {
+    if (kind < pisces::kAddScalar) {
       const at::Tensor& y = tensorOf(env, argv[2]);
       switch (kind) {
-        case 0: return wrapTensor(env, at::add(x, y));
-        case 1: return wrapTensor(env, at::sub(x, y));
-        case 2: return wrapTensor(env, at::mul(x, y));
+        case pisces::kAddTensor: return wrapTensor(env, at::add(x, y));
+        case pisces::kSubTensor: return wrapTensor(env, at::sub(x, y));
+        case pisces::kMulTensor: return wrapTensor(env, at::mul(x, y));
         default: return wrapTensor(env, at::div(x, y));
       }
     }
     c10::Scalar s = toScalar(env, argv[2]);
     switch (kind) {
-      case 4: return wrapTensor(env, at::add(x, s));
-      case 5: return wrapTensor(env, at::sub(x, s));
-      case 6: return wrapTensor(env, at::mul(x, s));
+      case pisces::kAddScalar: return wrapTensor(env, at::add(x, s));
+      case pisces::kSubScalar: return wrapTensor(env, at::sub(x, s));
+      case pisces::kMulScalar: return wrapTensor(env, at::mul(x, s));
       default: return wrapTensor(env, at::div(x, s));
     }
   });
@@ -676,7 +677,7 @@ bool useFewRow(const at::Tensor& x, const at::Tensor& w, const std::optional<at:
   return rows >= 1 && rows <= 16;
 }
 
-// linear(x, w, b?, mode): mode 0 auto (the few-row kernel when it applies), 1 always at::linear, 2 force the few-row kernel.
+// linear(x, w, b?, mode): mode is a KernelMode (interface.h): auto (the few-row kernel when it applies), aten, or custom.
 napi_value Linear(napi_env env, napi_callback_info info) {
   Args a = getArgs(env, info);
   return guarded(env, [&]() -> napi_value {
@@ -685,12 +686,12 @@ napi_value Linear(napi_env env, napi_callback_info info) {
     std::optional<at::Tensor> b;
     if (a.argc > 2 && !isNullish(env, a.argv[2])) b = tensorOf(env, a.argv[2]);
     int64_t mode = a.argc > 3 && !isNullish(env, a.argv[3]) ? toInt(env, a.argv[3]) : 0;
-    if (mode == 2) {
+    if (mode == pisces::kKernelCustom) {
       if (!fewRowApplies(x, w, b))
         throw JsArgError("the few-row linear kernel needs float32 CPU tensors (on an AVX2 CPU), a contiguous non-empty 2-d weight, matching widths and a float32 bias of the output width");
       return wrapTensor(env, fewRowLinear(x, w, b));
     }
-    if (mode == 0 && useFewRow(x, w, b)) return wrapTensor(env, fewRowLinear(x, w, b));
+    if (mode == pisces::kKernelAuto && useFewRow(x, w, b)) return wrapTensor(env, fewRowLinear(x, w, b));
     return wrapTensor(env, at::linear(x, w, b));
   });
 }
@@ -738,10 +739,10 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
     std::optional<double> eps;  // none: libtorch's default, the dtype's epsilon
     if (a.argc > 2 && !isNullish(env, a.argv[2])) eps = toDouble(env, a.argv[2]);
     const int64_t mode = a.argc > 3 && !isNullish(env, a.argv[3]) ? toInt(env, a.argv[3]) : 0;
-    if (mode == 2 && !fusedRmsNormApplies(x, w))
+    if (mode == pisces::kKernelCustom && !fusedRmsNormApplies(x, w))
       throw JsArgError("the fused rmsNorm needs a float32 CPU input and a float32 CPU weight of its last dimension");
     const bool grad = c10::GradMode::is_enabled() && (x.requires_grad() || (w && w->requires_grad()));
-    if (mode == 2 || (mode == 0 && !grad && fusedRmsNormApplies(x, w))) return wrapTensor(env, fusedRmsNorm(x, w, eps.value_or(std::numeric_limits<float>::epsilon())));
+    if (mode == pisces::kKernelCustom || (mode == pisces::kKernelAuto && !grad && fusedRmsNormApplies(x, w))) return wrapTensor(env, fusedRmsNorm(x, w, eps.value_or(std::numeric_limits<float>::epsilon())));
     return wrapTensor(env, at::rms_norm(x, {x.size(-1)}, w, eps));
   });
 }

@@ -39,12 +39,20 @@ function findLibtorch() {
       fail(`LIBTORCH=${process.env.LIBTORCH} does not hold share/cmake/Torch/TorchConfig.cmake; point it at an unpacked libtorch folder.`);
     const versionFile = join(process.env.LIBTORCH, "build-version");
     const torchVersion = existsSync(versionFile) ? readFileSync(versionFile, "utf8").trim() : "unknown";
-    return { cmakePrefix: cmakeDir, torchVersion, cuda: /\+cu\d+/.test(torchVersion) ? torchVersion.split("+cu")[1] : null, libDir: join(process.env.LIBTORCH, "lib") };
+    return {
+      cmakePrefix: cmakeDir,
+      torchVersion,
+      cuda: /\+cu\d+/.test(torchVersion) ? torchVersion.split("+cu")[1] : null,
+      libDir: join(process.env.LIBTORCH, "lib"),
+    };
   }
   const python = process.env.PYTHON ?? "python3";
   const probe = spawnSync(
     python,
-    ["-c", "import json, os, torch; print(json.dumps({'cmakePrefix': torch.utils.cmake_prefix_path, 'torchVersion': torch.__version__, 'cuda': torch.version.cuda, 'libDir': os.path.join(os.path.dirname(torch.__file__), 'lib')}))"],
+    [
+      "-c",
+      "import json, os, torch; print(json.dumps({'cmakePrefix': torch.utils.cmake_prefix_path, 'torchVersion': torch.__version__, 'cuda': torch.version.cuda, 'libDir': os.path.join(os.path.dirname(torch.__file__), 'lib')}))",
+    ],
     { encoding: "utf8" },
   );
   if (probe.status === 0 && probe.stdout.trim()) {
@@ -80,7 +88,10 @@ if (!force && existsSync(output) && statSync(output).mtimeMs > sourcesMtime() &&
   console.log(`@pisces/tensor-cuda: addon is up to date (torch ${wanted.torchVersion}${wanted.cuda ? `, CUDA ${wanted.cuda}` : ", CPU"})`);
   process.exit(0);
 }
-if (recorded && !sameTarget) console.log(`@pisces/tensor-cuda: rebuilding: built for torch ${recorded.torchVersion} at ${recorded.libDir}, now torch ${wanted.torchVersion} at ${wanted.libDir}`);
+if (recorded && !sameTarget)
+  console.log(
+    `@pisces/tensor-cuda: rebuilding: built for torch ${recorded.torchVersion} at ${recorded.libDir}, now torch ${wanted.torchVersion} at ${wanted.libDir}`,
+  );
 
 const headers = findNodeApiHeaders();
 const buildDir = join(root, "build", "cmake");

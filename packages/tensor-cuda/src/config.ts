@@ -147,10 +147,13 @@ export class ConfigReader {
       this.problems.push(`${this.name(key)} must be a finite number (got ${show(v)})`);
       return rule.gt !== undefined ? rule.gt + 1 : (rule.min ?? 0);
     }
-    const bad =
-      (rule.gt !== undefined && !(v > rule.gt)) || (rule.min !== undefined && v < rule.min) || (rule.max !== undefined && v > rule.max);
+    const bad = (rule.gt !== undefined && !(v > rule.gt)) || (rule.min !== undefined && v < rule.min) || (rule.max !== undefined && v > rule.max);
     if (bad) {
-      const bounds = [rule.gt !== undefined ? `> ${rule.gt}` : "", rule.min !== undefined ? `>= ${rule.min}` : "", rule.max !== undefined ? `<= ${rule.max}` : ""]
+      const bounds = [
+        rule.gt !== undefined ? `> ${rule.gt}` : "",
+        rule.min !== undefined ? `>= ${rule.min}` : "",
+        rule.max !== undefined ? `<= ${rule.max}` : "",
+      ]
         .filter(Boolean)
         .join(" and ");
       this.problems.push(`${this.name(key)} = ${v} is out of range (must be ${bounds})`);
@@ -224,7 +227,9 @@ export class ConfigReader {
       this.problems.push(`${this.name(key)} must have ${rule.length} entries (got ${list.length})`);
       return new Array(rule.length).fill(rule.gt !== undefined ? rule.gt + 1 : 0);
     }
-    const bad = list.find((x) => (rule.gt !== undefined && !(x > rule.gt)) || (rule.min !== undefined && x < rule.min) || (rule.max !== undefined && x > rule.max));
+    const bad = list.find(
+      (x) => (rule.gt !== undefined && !(x > rule.gt)) || (rule.min !== undefined && x < rule.min) || (rule.max !== undefined && x > rule.max),
+    );
     if (bad !== undefined) this.problems.push(`${this.name(key)} holds ${bad}, out of range`);
     return list;
   }

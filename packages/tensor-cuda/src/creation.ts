@@ -193,10 +193,7 @@ export function rand(shape: Shape, options: RandomOptions = {}): Tensor {
 /** Integers in [low, high), int64 unless a dtype is given. */
 export function randint(low: number, high: number, shape: Shape, options: RandomOptions = {}): Tensor {
   checkShape(shape, "randint");
-  return finish(
-    new Tensor(native.call(O.randint, low, high, shape, options.generator?._g ?? null, dt(options.dtype), null, options.device ?? null)),
-    options,
-  );
+  return finish(new Tensor(native.call(O.randint, low, high, shape, options.generator?._g ?? null, dt(options.dtype), null, options.device ?? null)), options);
 }
 
 export function zerosLike(t: Tensor, options: TensorOptions = {}): Tensor {

@@ -33,8 +33,7 @@ export const DTYPE_SIZE: Record<DType, number> = {
 
 export function dtypeCode(dtype: DType): number {
   const code = CODES[dtype];
-  if (code === undefined)
-    throw new TypeError(`unknown dtype '${String(dtype)}'; expected one of ${Object.keys(CODES).join(", ")}`);
+  if (code === undefined) throw new TypeError(`unknown dtype '${String(dtype)}'; expected one of ${Object.keys(CODES).join(", ")}`);
   return code;
 }
 
@@ -63,15 +62,7 @@ export type TypedArrayFor<D extends DType> = D extends "float64"
             ? Uint8Array
             : Float32Array;
 
-export type AnyTypedArray =
-  | Float32Array
-  | Float64Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array
-  | BigInt64Array
-  | Uint16Array;
+export type AnyTypedArray = Float32Array | Float64Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array | Uint16Array;
 
 /** dtype of a typed array given to `tensor()`. */
 export function dtypeOfTypedArray(data: ArrayBufferView): DType {

@@ -1,6 +1,7 @@
 // Neural-network functions (`torch.nn.functional`), each one ATen operator so that autograd and
 // the CPU/CUDA kernels (fused attention included) are libtorch's.
 import { native, op } from "./native.js";
+import { KernelMode } from "./native-interface.js";
 import { type Generator, Tensor } from "./tensor.js";
 
 const O = {
@@ -38,12 +39,12 @@ function reduction(r: Reduction | undefined): number {
  * in tiles, and splits its output rows across the intra-op threads.
  */
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, 0));
+  return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, KernelMode.auto));
 }
 
 /** @internal `linear` through one path: "aten" (at::linear) or "few-row" (the addon's kernel); for parity tests and benchmarks. */
 export function linearWith(path: "aten" | "few-row", input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, path === "aten" ? 1 : 2));
+  return new Tensor(native.linear(input._h, weight._h, bias ? bias._h : null, path === "aten" ? KernelMode.aten : KernelMode.custom));
 }
 
 export interface Conv2dOptions {
@@ -55,8 +56,7 @@ export interface Conv2dOptions {
 /** 2-D convolution; input (B, C_in, H, W), weight (C_out, C_in / groups, kH, kW). */
 export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, options: Conv2dOptions = {}): Tensor {
   const { stride = 1, padding = 0, dilation = 1, groups = 1 } = options;
-  if (typeof padding === "string")
-    return new Tensor(native.call(O.conv2dPad, input._h, weight._h, bias ? bias._h : null, stride, padding, dilation, groups));
+  if (typeof padding === "string") return new Tensor(native.call(O.conv2dPad, input._h, weight._h, bias ? bias._h : null, stride, padding, dilation, groups));
   return new Tensor(native.call(O.conv2d, input._h, weight._h, bias ? bias._h : null, stride, padding, dilation, groups));
 }
 
@@ -77,13 +77,13 @@ export function groupNorm(input: Tensor, numGroups: number, weight?: Tensor | nu
  */
 export function rmsNorm(input: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, eps?: number | null): Tensor {
   if (normalizedShape.length === 1 && input.ndim >= 1 && normalizedShape[0] === input.size(-1))
-    return new Tensor(native.rmsNorm(input._h, weight ? weight._h : null, eps ?? null, 0));
+    return new Tensor(native.rmsNorm(input._h, weight ? weight._h : null, eps ?? null, KernelMode.auto));
   return new Tensor(native.call(O.rmsNorm, input._h, normalizedShape, weight ? weight._h : null, eps ?? null));
 }
 
 /** @internal `rmsNorm` over the last dimension through one path: "aten" or "fused"; for parity tests. */
 export function rmsNormWith(path: "aten" | "fused", input: Tensor, weight: Tensor | null, eps?: number | null): Tensor {
-  return new Tensor(native.rmsNorm(input._h, weight ? weight._h : null, eps ?? null, path === "aten" ? 1 : 2));
+  return new Tensor(native.rmsNorm(input._h, weight ? weight._h : null, eps ?? null, path === "aten" ? KernelMode.aten : KernelMode.custom));
 }
 
 /** softmax along `dim`. */
@@ -146,8 +146,7 @@ export interface InterpolateOptions {
 /** Resizes (B, C, H, W) by `size` or `scaleFactor` (exactly one), as `F.interpolate`. */
 export function interpolate(input: Tensor, options: InterpolateOptions): Tensor {
   const { size, scaleFactor, mode = "nearest" } = options;
-  if ((size === undefined) === (scaleFactor === undefined))
-    throw new TypeError("interpolate(): give exactly one of size and scaleFactor");
+  if ((size === undefined) === (scaleFactor === undefined)) throw new TypeError("interpolate(): give exactly one of size and scaleFactor");
   const outSize = size === undefined ? null : typeof size === "number" ? [size, size] : size;
   const scales = scaleFactor === undefined ? null : typeof scaleFactor === "number" ? [scaleFactor, scaleFactor] : scaleFactor;
   if (mode === "nearest") {

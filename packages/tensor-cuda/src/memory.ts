@@ -121,8 +121,7 @@ export function scope<T>(fn: () => T): T {
   let result: T | undefined;
   try {
     result = fn();
-    if (result instanceof Promise)
-      throw new TypeError("scope(fn): fn returned a Promise; use scopeAsync() for async code");
+    if (result instanceof Promise) throw new TypeError("scope(fn): fn returned a Promise; use scopeAsync() for async code");
     return result;
   } finally {
     syncScopes.pop();

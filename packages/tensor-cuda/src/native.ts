@@ -58,7 +58,9 @@ function load(): NativeAddon {
     );
   const info = existsSync(infoPath) ? (JSON.parse(readFileSync(infoPath, "utf8")) as { torchVersion?: string; libDir?: string; cuda?: string | null }) : null;
   if (info?.libDir && !existsSync(info.libDir))
-    throw new Error(`@pisces/tensor-cuda: the addon was built against libtorch in ${info.libDir}, which no longer exists (torch uninstalled or moved). Rebuild: ${REBUILD}`);
+    throw new Error(
+      `@pisces/tensor-cuda: the addon was built against libtorch in ${info.libDir}, which no longer exists (torch uninstalled or moved). Rebuild: ${REBUILD}`,
+    );
   // libgomp (libtorch's OpenMP) reads its settings when it is loaded, with the addon just below.
   // Its idle threads spin by default; on a machine shared with other work they take the cores
   // from the threads that have work (decoding ran 3-7x slower under load, and slower even alone,
@@ -75,7 +77,9 @@ function load(): NativeAddon {
   }
   const runtime = addon.version();
   if (info?.torchVersion && info.torchVersion !== "unknown" && !info.torchVersion.startsWith(runtime))
-    throw new Error(`@pisces/tensor-cuda: the addon was built for torch ${info.torchVersion} but libtorch ${runtime} is loaded (torch was upgraded). Rebuild: ${REBUILD}`);
+    throw new Error(
+      `@pisces/tensor-cuda: the addon was built for torch ${info.torchVersion} but libtorch ${runtime} is loaded (torch was upgraded). Rebuild: ${REBUILD}`,
+    );
   addon.setErrorClasses(TorchError, OutOfMemoryError);
   return addon;
 }

@@ -66,7 +66,10 @@ export function withOptionalPrefix(reader: SafetensorsReader, prefix: string, ig
   const path = reader.path;
   if (prefixed.length) return Object.assign({ keys: () => prefixed, get: (k: string) => reader.get(k), shapeOf: (k: string) => reader.shapeOf(k) }, { path });
   const strip = (k: string) => k.slice(prefix.length);
-  return Object.assign({ keys: () => others.map((k) => prefix + k), get: (k: string) => reader.get(strip(k)), shapeOf: (k: string) => reader.shapeOf(strip(k)) }, { path });
+  return Object.assign(
+    { keys: () => others.map((k) => prefix + k), get: (k: string) => reader.get(strip(k)), shapeOf: (k: string) => reader.shapeOf(strip(k)) },
+    { path },
+  );
 }
 
 /** Number of tensors a lazy source lists. */

@@ -63,7 +63,8 @@ export class SafetensorsFile {
     }
     try {
       const fileSize = fstatSync(fd).size;
-      if (fileSize < 8) throw new SafetensorsError("HEADER_TOO_SMALL", `file is ${fileSize} bytes; a safetensors file starts with an 8-byte header length`, path);
+      if (fileSize < 8)
+        throw new SafetensorsError("HEADER_TOO_SMALL", `file is ${fileSize} bytes; a safetensors file starts with an 8-byte header length`, path);
       const lenBuf = Buffer.alloc(8);
       readSync(fd, lenBuf, 0, 8, 0);
       const headerLen = lenBuf.readBigUInt64LE(0);
@@ -134,7 +135,9 @@ function parseHeader(buf: Buffer, path: string): { metadata: Record<string, stri
   if (!text.startsWith("{"))
     throw new SafetensorsError(
       "INVALID_HEADER",
-      text.charCodeAt(0) === 0xfeff ? "header starts with a byte-order mark; it must start with '{'" : "header does not start with '{' (not a safetensors file?)",
+      text.charCodeAt(0) === 0xfeff
+        ? "header starts with a byte-order mark; it must start with '{'"
+        : "header does not start with '{' (not a safetensors file?)",
       path,
     );
   let json: StrictJson;
@@ -155,8 +158,7 @@ function parseHeader(buf: Buffer, path: string): { metadata: Record<string, stri
       }
       continue;
     }
-    if (!(value instanceof Map))
-      throw new SafetensorsError("INVALID_HEADER", `entry '${name}' must be an object with dtype, shape and data_offsets`, path);
+    if (!(value instanceof Map)) throw new SafetensorsError("INVALID_HEADER", `entry '${name}' must be an object with dtype, shape and data_offsets`, path);
     const extra = [...value.keys()].filter((k) => k !== "dtype" && k !== "shape" && k !== "data_offsets");
     if (extra.length) throw new SafetensorsError("INVALID_HEADER", `entry '${name}' has unknown field '${extra[0]}'`, path);
     const dtypeName = value.get("dtype");
@@ -214,8 +216,7 @@ function validateOffsets(tensors: Map<string, TensorInfo>, dataSize: number, pat
   }
   if (expected > dataSize)
     throw new SafetensorsError("TRUNCATED", `tensor data ends at byte ${expected} but the file holds only ${dataSize} data bytes (truncated?)`, path);
-  if (expected < dataSize)
-    throw new SafetensorsError("INVALID_OFFSETS", `the file holds ${dataSize - expected} bytes after the last tensor`, path);
+  if (expected < dataSize) throw new SafetensorsError("INVALID_OFFSETS", `the file holds ${dataSize - expected} bytes after the last tensor`, path);
 }
 
 /**
@@ -331,8 +332,7 @@ export function saveSafetensors(
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) {
-    for (const [k, v] of Object.entries(metadata))
-      if (typeof v !== "string") throw new TypeError(`saveSafetensors(): metadata '${k}' must be a string`);
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== "string") throw new TypeError(`saveSafetensors(): metadata '${k}' must be a string`);
     header.__metadata__ = metadata;
   }
   let offset = 0;

@@ -5,6 +5,7 @@ import { constants as bufferConstants } from "node:buffer";
 import { inspect } from "node:util";
 import { type AnyTypedArray, DTYPE_SIZE, type DType, dtypeCode, dtypeName, dtypeOfTypedArray, isFloatingPoint } from "./dtype.js";
 import { native, op, type Handle } from "./native.js";
+import { BinaryKind } from "./native-interface.js";
 import { track } from "./memory.js";
 
 export type Device = "cpu" | "cuda" | `cuda:${number}` | (string & {});
@@ -308,10 +309,7 @@ export class Tensor {
     if (typeof target === "string") {
       if (isDTypeName(target)) dtype = target;
       else if (isDeviceName(target)) device = target;
-      else
-        throw new TypeError(
-          `to(): '${target}' is neither a dtype (${Object.keys(DTYPE_SIZE).join(", ")}) nor a device (cpu, cuda, cuda:N, meta)`,
-        );
+      else throw new TypeError(`to(): '${target}' is neither a dtype (${Object.keys(DTYPE_SIZE).join(", ")}) nor a device (cpu, cuda, cuda:N, meta)`);
     } else {
       dtype = target.dtype;
       device = target.device;
@@ -401,9 +399,7 @@ export class Tensor {
   tolist(): unknown {
     const flat = this.toArray();
     const isBool = this.dtype === "bool";
-    const values: (number | boolean)[] = Array.from(flat as ArrayLike<number | bigint>, (v) =>
-      isBool ? v !== 0 : Number(v),
-    );
+    const values: (number | boolean)[] = Array.from(flat as ArrayLike<number | bigint>, (v) => (isBool ? v !== 0 : Number(v)));
     const shape = this.meta()[0];
     if (shape.length === 0) return values[0];
     let pos = 0;
@@ -417,8 +413,7 @@ export class Tensor {
 
   /** The value of a one-element tensor as a JS number (1 or 0 for a bool tensor). */
   item(): number {
-    if (this.numel() !== 1)
-      throw new RangeError(`item(): the tensor has ${this.numel()} elements (shape [${this.shape}]); item() needs exactly one`);
+    if (this.numel() !== 1) throw new RangeError(`item(): the tensor has ${this.numel()} elements (shape [${this.shape}]); item() needs exactly one`);
     const v = native.call(O.item, this._h) as number | boolean;
     return typeof v === "boolean" ? Number(v) : v;
   }
@@ -441,17 +436,23 @@ export class Tensor {
       return new Tensor(
         other instanceof Tensor ? native.call(O.add, this._h, other._h, options.alpha) : native.call(O.addS, this._h, scalar(other), options.alpha),
       );
-    return new Tensor(other instanceof Tensor ? native.binary(0, this._h, other._h) : native.binary(4, this._h, scalar(other)));
+    return new Tensor(
+      other instanceof Tensor ? native.binary(BinaryKind.addTensor, this._h, other._h) : native.binary(BinaryKind.addScalar, this._h, scalar(other)),
+    );
   }
   sub(other: Tensor | Scalar, options?: { alpha?: number }): Tensor {
     if (options?.alpha !== undefined && options.alpha !== 1)
       return new Tensor(
         other instanceof Tensor ? native.call(O.sub, this._h, other._h, options.alpha) : native.call(O.subS, this._h, scalar(other), options.alpha),
       );
-    return new Tensor(other instanceof Tensor ? native.binary(1, this._h, other._h) : native.binary(5, this._h, scalar(other)));
+    return new Tensor(
+      other instanceof Tensor ? native.binary(BinaryKind.subTensor, this._h, other._h) : native.binary(BinaryKind.subScalar, this._h, scalar(other)),
+    );
   }
   mul(other: Tensor | Scalar): Tensor {
-    return new Tensor(other instanceof Tensor ? native.binary(2, this._h, other._h) : native.binary(6, this._h, scalar(other)));
+    return new Tensor(
+      other instanceof Tensor ? native.binary(BinaryKind.mulTensor, this._h, other._h) : native.binary(BinaryKind.mulScalar, this._h, scalar(other)),
+    );
   }
   /** True division; `{roundingMode: "floor" | "trunc"}` for integer-style division. */
   div(other: Tensor | Scalar, options?: { roundingMode?: "floor" | "trunc" }): Tensor {
@@ -461,12 +462,12 @@ export class Tensor {
           ? native.call(O.divMode, this._h, other._h, options.roundingMode)
           : native.call(O.divModeS, this._h, scalar(other), options.roundingMode),
       );
-    return new Tensor(other instanceof Tensor ? native.binary(3, this._h, other._h) : native.binary(7, this._h, scalar(other)));
+    return new Tensor(
+      other instanceof Tensor ? native.binary(BinaryKind.divTensor, this._h, other._h) : native.binary(BinaryKind.divScalar, this._h, scalar(other)),
+    );
   }
   pow(exponent: Tensor | Scalar): Tensor {
-    return new Tensor(
-      exponent instanceof Tensor ? native.call(O.powTT, this._h, exponent._h) : native.call(O.powTS, this._h, scalar(exponent)),
-    );
+    return new Tensor(exponent instanceof Tensor ? native.call(O.powTT, this._h, exponent._h) : native.call(O.powTS, this._h, scalar(exponent)));
   }
   neg(): Tensor {
     return new Tensor(native.call(O.neg, this._h));
@@ -700,9 +701,7 @@ export class Tensor {
   }
   /** Splits into pieces of `splitSize` (the last may be smaller) or of the given sizes. */
   split(splitSize: number | readonly number[], dim = 0): Tensor[] {
-    const hs = (Array.isArray(splitSize)
-      ? native.call(O.splitSizes, this._h, splitSize, dim)
-      : native.call(O.split, this._h, splitSize, dim)) as Handle[];
+    const hs = (Array.isArray(splitSize) ? native.call(O.splitSizes, this._h, splitSize, dim) : native.call(O.split, this._h, splitSize, dim)) as Handle[];
     return hs.map((h) => new Tensor(h));
   }
   chunk(chunks: number, dim = 0): Tensor[] {
@@ -721,11 +720,25 @@ export class Tensor {
   }
   /** Advanced indexing, `x[i0, i1, ...]` with index tensors (null for `:`). */
   index(indices: readonly (Tensor | null)[]): Tensor {
-    return new Tensor(native.call(O.index, this._h, indices.map((t) => (t === null ? null : t._h))));
+    return new Tensor(
+      native.call(
+        O.index,
+        this._h,
+        indices.map((t) => (t === null ? null : t._h)),
+      ),
+    );
   }
   /** Out-of-place `x[indices] = values` (accumulate adds instead). */
   indexPut(indices: readonly (Tensor | null)[], values: Tensor, options: { accumulate?: boolean } = {}): Tensor {
-    return new Tensor(native.call(O.indexPut, this._h, indices.map((t) => (t === null ? null : t._h)), values._h, options.accumulate ?? false));
+    return new Tensor(
+      native.call(
+        O.indexPut,
+        this._h,
+        indices.map((t) => (t === null ? null : t._h)),
+        values._h,
+        options.accumulate ?? false,
+      ),
+    );
   }
   indexSelect(dim: number, index: Tensor): Tensor {
     return new Tensor(native.call(O.indexSelect, this._h, dim, index._h));
@@ -865,8 +878,7 @@ export function isDTypeName(s: string): s is DType {
 }
 
 function scalar(v: Scalar): number | boolean {
-  if (typeof v !== "number" && typeof v !== "boolean")
-    throw new TypeError(`expected a Tensor or a number, got ${v === null ? "null" : typeof v}`);
+  if (typeof v !== "number" && typeof v !== "boolean") throw new TypeError(`expected a Tensor or a number, got ${v === null ? "null" : typeof v}`);
   return v;
 }
 

@@ -46,14 +46,36 @@ const cases: Case[] = [
   ["gelu tanh", (x) => T.gelu(x, { approximate: "tanh" }), (d) => [r([5], d)]],
   ["silu", (x) => T.silu(x), (d) => [r([5], d)]],
   ["attention", (q, k, v) => T.scaledDotProductAttention(q, k, v), (d) => [r([1, 2, 3, 4], d), r([1, 2, 3, 4], d), r([1, 2, 3, 4], d)]],
-  ["attention causal", (q, k, v) => T.scaledDotProductAttention(q, k, v, { isCausal: true }), (d) => [r([1, 1, 3, 2], d), r([1, 1, 3, 2], d), r([1, 1, 3, 2], d)]],
+  [
+    "attention causal",
+    (q, k, v) => T.scaledDotProductAttention(q, k, v, { isCausal: true }),
+    (d) => [r([1, 1, 3, 2], d), r([1, 1, 3, 2], d), r([1, 1, 3, 2], d)],
+  ],
   [
     "attention float mask",
     (q, k, v, m) => T.scaledDotProductAttention(q, k, v, { attnMask: m }),
     (d) => [r([1, 1, 2, 2], d), r([1, 1, 3, 2], d), r([1, 1, 3, 2], d), r([2, 3], d)],
   ],
-  ["attention GQA", (q, k, v) => T.scaledDotProductAttention(q, k, v, { enableGqa: true }), (d) => [r([1, 4, 2, 2], d), r([1, 2, 2, 2], d), r([1, 2, 2, 2], d)]],
-  ["embedding", (w) => T.embedding(T.tensor([[0, 2], [2, 1]], { device: w.device }), w), (d) => [r([3, 2], d)]],
+  [
+    "attention GQA",
+    (q, k, v) => T.scaledDotProductAttention(q, k, v, { enableGqa: true }),
+    (d) => [r([1, 4, 2, 2], d), r([1, 2, 2, 2], d), r([1, 2, 2, 2], d)],
+  ],
+  [
+    "embedding",
+    (w) =>
+      T.embedding(
+        T.tensor(
+          [
+            [0, 2],
+            [2, 1],
+          ],
+          { device: w.device },
+        ),
+        w,
+      ),
+    (d) => [r([3, 2], d)],
+  ],
   ["interpolate nearest", (x) => T.interpolate(x, { scaleFactor: 2 }), (d) => [r([1, 1, 2, 2], d)]],
   ["interpolate bilinear", (x) => T.interpolate(x, { size: [3, 5], mode: "bilinear" }), (d) => [r([1, 1, 2, 3], d)]],
   ["avgPool2d", (x) => T.avgPool2d(x, 2), (d) => [r([1, 1, 4, 4], d)]],
@@ -65,7 +87,21 @@ const cases: Case[] = [
   ["slice/select", (x) => x.slice(1, 0, null, 2).select(0, 1), (d) => [r([2, 4], d)]],
   ["index", (x) => x.index([T.tensor([1, 0, 1], { device: x.device })]), (d) => [r([2, 3], d)]],
   ["indexSelect", (x) => x.indexSelect(1, T.tensor([2, 2, 0], { device: x.device })), (d) => [r([2, 3], d)]],
-  ["gather", (x) => x.gather(1, T.tensor([[0, 2], [1, 1]], { device: x.device })), (d) => [r([2, 3], d)]],
+  [
+    "gather",
+    (x) =>
+      x.gather(
+        1,
+        T.tensor(
+          [
+            [0, 2],
+            [1, 1],
+          ],
+          { device: x.device },
+        ),
+      ),
+    (d) => [r([2, 3], d)],
+  ],
   ["scatter", (x, s) => x.scatter(1, T.tensor([[2], [0]], { device: x.device }), s), (d) => [r([2, 3], d), r([2, 1], d)]],
   ["where", (a, b) => T.where(a.gt(0), a, b), (d) => [r([2, 3], d, 0.1), r([2, 3], d)]],
   ["maskedFill", (x) => x.maskedFill(T.tensor([true, false, true], { device: x.device }), 0), (d) => [r([2, 3], d)]],
@@ -75,7 +111,22 @@ const cases: Case[] = [
   ["cumsum", (x) => x.cumsum(1), (d) => [r([2, 4], d)]],
   ["cumprod", (x) => x.cumprod(1), (d) => [r([2, 4], d)]],
   ["crossEntropy ignoreIndex", (x) => T.crossEntropy(x, T.tensor([1, -100, 0], { device: x.device })), (d) => [r([3, 4], d)]],
-  ["crossEntropy (N, C, d)", (x) => T.crossEntropy(x, T.tensor([[1, 2], [0, 0]], { device: x.device }), { labelSmoothing: 0.1 }), (d) => [r([2, 3, 2], d)]],
+  [
+    "crossEntropy (N, C, d)",
+    (x) =>
+      T.crossEntropy(
+        x,
+        T.tensor(
+          [
+            [1, 2],
+            [0, 0],
+          ],
+          { device: x.device },
+        ),
+        { labelSmoothing: 0.1 },
+      ),
+    (d) => [r([2, 3, 2], d)],
+  ],
   ["mseLoss", (a, b) => T.mseLoss(a, b), (d) => [r([2, 3], d), r([2, 3], d)]],
   [
     "dropout (fixed mask)",

@@ -59,7 +59,9 @@ describe("loading the addon says what to do", () => {
     expect(r.stderr).toMatch(/built for torch 2\.9\.0\+cpu but libtorch \d+\.\d+\.\d+ is loaded \(torch was upgraded\)\. Rebuild: npx pisces-tensor-build/);
   });
   it("a removed libtorch is a clear error", () => {
-    expect(load(copy({ ...real, libDir: "/nonexistent/torch/lib" })).stderr).toMatch(/built against libtorch in \/nonexistent\/torch\/lib, which no longer exists/);
+    expect(load(copy({ ...real, libDir: "/nonexistent/torch/lib" })).stderr).toMatch(
+      /built against libtorch in \/nonexistent\/torch\/lib, which no longer exists/,
+    );
   });
   it("a missing addon explains blocked install scripts (pnpm 10+, npm 11)", () => {
     const r = load(copy(null, false));

@@ -28,7 +28,13 @@ describe("fused rmsNorm", () => {
     T.scope(() => {
       const x = T.randn([6, 32]).transpose(0, 1); // (32, 6), strided
       const w = T.randn([6]);
-      expect(rmsNormWith("fused", x, w, 1e-5).sub(rmsNormWith("aten", x.contiguous(), w, 1e-5)).abs().max().item()).toBeLessThanOrEqual(1e-5);
+      expect(
+        rmsNormWith("fused", x, w, 1e-5)
+          .sub(rmsNormWith("aten", x.contiguous(), w, 1e-5))
+          .abs()
+          .max()
+          .item(),
+      ).toBeLessThanOrEqual(1e-5);
     });
   });
 

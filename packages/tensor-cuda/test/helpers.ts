@@ -41,7 +41,13 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opti
     const wv = Array.from({ length: out.numel() }, (_, i) => Math.sin(i * 1.7 + 0.3) + 1.1);
     const w = tensor(Float64Array.from(wv), { shape: out.shape, device: out.device }).to(out.dtype);
     out.mul(w).sum().backward();
-    const loss = (vals: Tensor[]) => noGrad(() => f(...vals).mul(w).sum().item());
+    const loss = (vals: Tensor[]) =>
+      noGrad(() =>
+        f(...vals)
+          .mul(w)
+          .sum()
+          .item(),
+      );
     xs.forEach((x, k) => {
       if (!x.isFloatingPoint() || options.check?.[k] === false) return;
       const analytic = flat(x.grad!);

@@ -24,7 +24,13 @@ describe("few-row linear kernel", () => {
         const scale = reference.abs().max().item();
         expect(fast.sub(reference).abs().max().item() / scale).toBeLessThanOrEqual(1e-6);
         // the automatic path (no grad, few rows) gives the same values
-        expect(T.noGrad(() => T.linear(x, w, b)).sub(reference).abs().max().item() / scale).toBeLessThanOrEqual(1e-6);
+        expect(
+          T.noGrad(() => T.linear(x, w, b))
+            .sub(reference)
+            .abs()
+            .max()
+            .item() / scale,
+        ).toBeLessThanOrEqual(1e-6);
       });
     });
   }
@@ -35,7 +41,13 @@ describe("few-row linear kernel", () => {
       const w = T.randn([8192, 64], { requiresGrad: true });
       T.linear(x, w).sum().backward();
       expect(w.grad!.shape).toEqual([8192, 64]);
-      expect(w.grad!.sub(x.expand([8192, 64])).abs().max().item()).toBe(0);
+      expect(
+        w
+          .grad!.sub(x.expand([8192, 64]))
+          .abs()
+          .max()
+          .item(),
+      ).toBe(0);
     });
   });
 

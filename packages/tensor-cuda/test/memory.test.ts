@@ -157,10 +157,12 @@ describe("T.inference", () => {
       expect(T.memoryStats().liveTensors).toBe(before + 1);
       return inner;
     }).dispose();
-    expect(() => T.inference(() => {
-      w.add(1);
-      throw new Error("boom");
-    })).toThrow("boom");
+    expect(() =>
+      T.inference(() => {
+        w.add(1);
+        throw new Error("boom");
+      }),
+    ).toThrow("boom");
     expect(T.isGradEnabled()).toBe(true);
     expect(T.memoryStats().liveTensors).toBe(before);
   });

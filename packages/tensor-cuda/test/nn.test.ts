@@ -94,7 +94,11 @@ describe("nn.Module", () => {
     expect(weight.dtype).toBe("bfloat16");
     expect(weight.requiresGrad).toBe(true);
     expect(net.layers[0]!.stateDict().get("inv_freq")!.dtype).toBe("bfloat16");
-    const loss = net.eval().forward(T.tensor([[1, 2]])).float().sum();
+    const loss = net
+      .eval()
+      .forward(T.tensor([[1, 2]]))
+      .float()
+      .sum();
     loss.backward();
     opt.step();
     expect(weight.grad!.dtype).toBe("bfloat16");
@@ -135,5 +139,24 @@ describe("nn.Module", () => {
     expect(T.memoryStats().liveTensors).toBeGreaterThan(before);
     net.dispose();
     expect(T.memoryStats().liveTensors).toBe(before);
+  });
+});
+
+describe("Parameter ownership", () => {
+  it("takes ownership of the tensor it is given (no dispose ceremony)", () => {
+    const before = T.memoryStats().liveTensors;
+    const t = T.ones([3]);
+    const p = new T.nn.Parameter(t);
+    expect(t.isDisposed).toBe(true);
+    expect(p.requiresGrad).toBe(true);
+    expect(T.scope(() => p.sum().item())).toBe(3);
+    expect(T.memoryStats().liveTensors).toBe(before + 1);
+    p.dispose();
+    expect(T.memoryStats().liveTensors).toBe(before);
+    const keepMine = T.zeros([2]);
+    const q = new T.nn.Parameter(keepMine.clone());
+    expect(keepMine.isDisposed).toBe(false);
+    q.dispose();
+    keepMine.dispose();
   });
 });

@@ -8,25 +8,43 @@ for (const device of devices) {
     const t = (data: Parameters<typeof T.tensor>[0], dtype?: T.DType) => T.tensor(data, { device, dtype });
 
     it("creates tensors and reads them back", () => {
-      const a = t([[1, 2, 3], [4, 5, 6]], "float32");
+      const a = t(
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+        "float32",
+      );
       expect(a.shape).toEqual([2, 3]);
       expect(a.dtype).toBe("float32");
       expect(a.device.startsWith(device)).toBe(true);
-      expect(a.tolist()).toEqual([[1, 2, 3], [4, 5, 6]]);
+      expect(a.tolist()).toEqual([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       expect(T.tensor([1, 2]).dtype).toBe("int64");
       expect(T.tensor([1.5, 2]).dtype).toBe("float32");
       expect(T.tensor([true, false]).dtype).toBe("bool");
       expect(T.tensor(new Float64Array([1, 2])).dtype).toBe("float64");
       expect(t(7.25).item()).toBe(7.25);
-      expect(T.zeros([2, 2], { device }).tolist()).toEqual([[0, 0], [0, 0]]);
+      expect(T.zeros([2, 2], { device }).tolist()).toEqual([
+        [0, 0],
+        [0, 0],
+      ]);
       expect(T.ones([3], { device, dtype: "int32" }).tolist()).toEqual([1, 1, 1]);
       expect(T.full([2], 2.5, { device }).tolist()).toEqual([2.5, 2.5]);
       expect(T.arange(4, { device }).tolist()).toEqual([0, 1, 2, 3]);
       expect(T.arange(1, 2, 0.25, { device }).tolist()).toEqual([1, 1.25, 1.5, 1.75]);
       expect(T.linspace(0, 1, 5, { device }).tolist()).toEqual([0, 0.25, 0.5, 0.75, 1]);
-      expect(T.eye(2, { device }).tolist()).toEqual([[1, 0], [0, 1]]);
+      expect(T.eye(2, { device }).tolist()).toEqual([
+        [1, 0],
+        [0, 1],
+      ]);
       expect(T.zerosLike(a).shape).toEqual([2, 3]);
-      expect(T.fullLike(a, 3).tolist()).toEqual([[3, 3, 3], [3, 3, 3]]);
+      expect(T.fullLike(a, 3).tolist()).toEqual([
+        [3, 3, 3],
+        [3, 3, 3],
+      ]);
       expect(T.tensor(new BigInt64Array([5n, -2n])).toArray()).toEqual(new BigInt64Array([5n, -2n]));
     });
 
@@ -44,16 +62,35 @@ for (const device of devices) {
     it("broadcasts arithmetic", () => {
       const a = t([[1], [2]], "float32"); // (2, 1)
       const b = t([10, 20, 30], "float32"); // (3)
-      expect(a.add(b).tolist()).toEqual([[11, 21, 31], [12, 22, 32]]);
-      expect(b.sub(a).tolist()).toEqual([[9, 19, 29], [8, 18, 28]]);
-      expect(a.mul(b).tolist()).toEqual([[10, 20, 30], [20, 40, 60]]);
-      expect(b.div(a).tolist()).toEqual([[10, 20, 30], [5, 10, 15]]);
-      expect(a.add(b, { alpha: 2 }).tolist()).toEqual([[21, 41, 61], [22, 42, 62]]);
+      expect(a.add(b).tolist()).toEqual([
+        [11, 21, 31],
+        [12, 22, 32],
+      ]);
+      expect(b.sub(a).tolist()).toEqual([
+        [9, 19, 29],
+        [8, 18, 28],
+      ]);
+      expect(a.mul(b).tolist()).toEqual([
+        [10, 20, 30],
+        [20, 40, 60],
+      ]);
+      expect(b.div(a).tolist()).toEqual([
+        [10, 20, 30],
+        [5, 10, 15],
+      ]);
+      expect(a.add(b, { alpha: 2 }).tolist()).toEqual([
+        [21, 41, 61],
+        [22, 42, 62],
+      ]);
       expect(a.add(3, { alpha: 2 }).tolist()).toEqual([[7], [8]]);
       expect(a.sub(3, { alpha: 2 }).tolist()).toEqual([[-5], [-4]]);
       expect(a.mul(3).tolist()).toEqual([[3], [6]]);
       expect(t([2, 3], "float32").pow(2).tolist()).toEqual([4, 9]);
-      expect(t([2, 3], "float32").pow(t([3, 2], "float32")).tolist()).toEqual([8, 9]);
+      expect(
+        t([2, 3], "float32")
+          .pow(t([3, 2], "float32"))
+          .tolist(),
+      ).toEqual([8, 9]);
       expect(t([-7, 7]).div(2, { roundingMode: "floor" }).tolist()).toEqual([-4, 3]);
       expect(t([-7, 7]).div(2, { roundingMode: "trunc" }).tolist()).toEqual([-3, 3]);
       expect(() => t([1, 2]).add(t([1, 2, 3]))).toThrow(/size of tensor a \(2\) must match the size of tensor b \(3\)/);
@@ -109,12 +146,38 @@ for (const device of devices) {
       expect(T.where(a.gt(1), a, -1).tolist()).toEqual([-1, 2, 3]);
       expect(T.where(a.gt(1), 1.5, 0).tolist()).toEqual([0, 1.5, 1.5]);
       expect(a.maskedFill(a.eq(2), 9).tolist()).toEqual([1, 9, 3]);
-      expect(t([[1, 2], [3, 4]]).triu().tolist()).toEqual([[1, 2], [0, 4]]);
-      expect(t([[1, 2], [3, 4]]).tril(-1).tolist()).toEqual([[0, 0], [3, 0]]);
+      expect(
+        t([
+          [1, 2],
+          [3, 4],
+        ])
+          .triu()
+          .tolist(),
+      ).toEqual([
+        [1, 2],
+        [0, 4],
+      ]);
+      expect(
+        t([
+          [1, 2],
+          [3, 4],
+        ])
+          .tril(-1)
+          .tolist(),
+      ).toEqual([
+        [0, 0],
+        [3, 0],
+      ]);
     });
 
     it("reduces", () => {
-      const a = t([[1, 2, 3], [4, 5, 6]], "float32");
+      const a = t(
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+        "float32",
+      );
       expect(a.sum().item()).toBe(21);
       expect(a.sum(0).tolist()).toEqual([5, 7, 9]);
       expect(a.sum(1, { keepdim: true }).tolist()).toEqual([[6], [15]]);
@@ -138,43 +201,134 @@ for (const device of devices) {
     });
 
     it("multiplies matrices", () => {
-      const a = t([[1, 2], [3, 4]], "float32");
-      const b = t([[5, 6], [7, 8]], "float32");
-      expect(a.matmul(b).tolist()).toEqual([[19, 22], [43, 50]]);
-      expect(a.mm(b).tolist()).toEqual([[19, 22], [43, 50]]);
-      expect(T.stack([a, b]).bmm(T.stack([b, a])).tolist()).toEqual([[[19, 22], [43, 50]], [[23, 34], [31, 46]]]);
-      expect(T.linear(a, b, t([1, 1], "float32")).tolist()).toEqual([[18, 24], [40, 54]]);
-      expect(a.mT.tolist()).toEqual([[1, 3], [2, 4]]);
+      const a = t(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        "float32",
+      );
+      const b = t(
+        [
+          [5, 6],
+          [7, 8],
+        ],
+        "float32",
+      );
+      expect(a.matmul(b).tolist()).toEqual([
+        [19, 22],
+        [43, 50],
+      ]);
+      expect(a.mm(b).tolist()).toEqual([
+        [19, 22],
+        [43, 50],
+      ]);
+      expect(
+        T.stack([a, b])
+          .bmm(T.stack([b, a]))
+          .tolist(),
+      ).toEqual([
+        [
+          [19, 22],
+          [43, 50],
+        ],
+        [
+          [23, 34],
+          [31, 46],
+        ],
+      ]);
+      expect(T.linear(a, b, t([1, 1], "float32")).tolist()).toEqual([
+        [18, 24],
+        [40, 54],
+      ]);
+      expect(a.mT.tolist()).toEqual([
+        [1, 3],
+        [2, 4],
+      ]);
       expect(() => a.matmul(T.ones([3, 3], { device }))).toThrow(/cannot be multiplied/);
     });
 
     it("reshapes, slices and indexes", () => {
       const a = T.arange(6, { device }).reshape([2, 3]);
-      expect(a.view([3, 2]).tolist()).toEqual([[0, 1], [2, 3], [4, 5]]);
-      expect(a.permute([1, 0]).tolist()).toEqual([[0, 3], [1, 4], [2, 5]]);
+      expect(a.view([3, 2]).tolist()).toEqual([
+        [0, 1],
+        [2, 3],
+        [4, 5],
+      ]);
+      expect(a.permute([1, 0]).tolist()).toEqual([
+        [0, 3],
+        [1, 4],
+        [2, 5],
+      ]);
       expect(a.transpose(0, 1).contiguous().view([6]).tolist()).toEqual([0, 3, 1, 4, 2, 5]);
       expect(a.unsqueeze(0).shape).toEqual([1, 2, 3]);
       expect(a.unsqueeze(-1).squeeze(-1).shape).toEqual([2, 3]);
       expect(a.unsqueeze(1).squeeze().shape).toEqual([2, 3]);
       expect(a.flatten().tolist()).toEqual([0, 1, 2, 3, 4, 5]);
-      expect(t([1, 2]).expand([2, 2]).tolist()).toEqual([[1, 2], [1, 2]]);
+      expect(t([1, 2]).expand([2, 2]).tolist()).toEqual([
+        [1, 2],
+        [1, 2],
+      ]);
       expect(t([1, 2]).repeat([2]).tolist()).toEqual([1, 2, 1, 2]);
       expect(T.cat([a, a], 1).shape).toEqual([2, 6]);
       expect(T.stack([a, a], 0).shape).toEqual([2, 2, 3]);
-      expect(a.split(2, 1).map((x) => x.shape)).toEqual([[2, 2], [2, 1]]);
-      expect(a.split([1, 2], 1).map((x) => x.shape)).toEqual([[2, 1], [2, 2]]);
+      expect(a.split(2, 1).map((x) => x.shape)).toEqual([
+        [2, 2],
+        [2, 1],
+      ]);
+      expect(a.split([1, 2], 1).map((x) => x.shape)).toEqual([
+        [2, 1],
+        [2, 2],
+      ]);
       expect(a.chunk(3, 1).length).toBe(3);
-      expect(a.narrow(1, 1, 2).tolist()).toEqual([[1, 2], [4, 5]]);
-      expect(a.slice(1, 0, null, 2).tolist()).toEqual([[0, 2], [3, 5]]);
+      expect(a.narrow(1, 1, 2).tolist()).toEqual([
+        [1, 2],
+        [4, 5],
+      ]);
+      expect(a.slice(1, 0, null, 2).tolist()).toEqual([
+        [0, 2],
+        [3, 5],
+      ]);
       expect(a.slice(1, -1).tolist()).toEqual([[2], [5]]);
       expect(a.select(0, 1).tolist()).toEqual([3, 4, 5]);
       expect(a.index([t([1, 0]), t([2, 0])]).tolist()).toEqual([5, 0]);
       expect(a.index([null, t([2])]).tolist()).toEqual([[2], [5]]);
-      expect(a.indexSelect(1, t([2, 0])).tolist()).toEqual([[2, 0], [5, 3]]);
-      expect(a.gather(1, t([[0, 0], [2, 1]])).tolist()).toEqual([[0, 0], [5, 4]]);
-      expect(T.zeros([2, 3], { device, dtype: "int64" }).scatter(1, t([[2], [0]]), t([[7], [8]])).tolist()).toEqual([[0, 0, 7], [8, 0, 0]]);
-      expect(T.zeros([3], { device }).scatter(0, t([1]), 5).tolist()).toEqual([0, 5, 0]);
-      expect(T.zeros([3], { device }).indexPut([t([0, 0])], t([1, 2], "float32"), { accumulate: true }).tolist()).toEqual([3, 0, 0]);
+      expect(a.indexSelect(1, t([2, 0])).tolist()).toEqual([
+        [2, 0],
+        [5, 3],
+      ]);
+      expect(
+        a
+          .gather(
+            1,
+            t([
+              [0, 0],
+              [2, 1],
+            ]),
+          )
+          .tolist(),
+      ).toEqual([
+        [0, 0],
+        [5, 4],
+      ]);
+      expect(
+        T.zeros([2, 3], { device, dtype: "int64" })
+          .scatter(1, t([[2], [0]]), t([[7], [8]]))
+          .tolist(),
+      ).toEqual([
+        [0, 0, 7],
+        [8, 0, 0],
+      ]);
+      expect(
+        T.zeros([3], { device })
+          .scatter(0, t([1]), 5)
+          .tolist(),
+      ).toEqual([0, 5, 0]);
+      expect(
+        T.zeros([3], { device })
+          .indexPut([t([0, 0])], t([1, 2], "float32"), { accumulate: true })
+          .tolist(),
+      ).toEqual([3, 0, 0]);
       expect(() => a.view([4, 2])).toThrow(/shape '\[4, 2\]' is invalid for input of size 6/);
     });
 
@@ -186,7 +340,13 @@ for (const device of devices) {
       expect(a.topk(1, { largest: false }).values.tolist()).toEqual([1]);
       expect(a.sort().values.tolist()).toEqual([1, 2, 3]);
       expect(a.sort({ descending: true }).indices.tolist()).toEqual([0, 2, 1]);
-      const probs = t([[0, 0, 1], [1, 0, 0]], "float32");
+      const probs = t(
+        [
+          [0, 0, 1],
+          [1, 0, 0],
+        ],
+        "float32",
+      );
       expect(probs.multinomial(1).tolist()).toEqual([[2], [0]]);
       const g1 = new T.Generator({ seed: 42, device });
       const g2 = new T.Generator({ seed: 42, device });
@@ -222,21 +382,79 @@ for (const device of devices) {
       const gn = T.groupNorm(t([[[1], [3], [5], [9]]], "float64"), 2, null, null, 0); // (1, 4, 1), groups of 2 channels
       expectClose(gn, [-1, 1, -1, 1], 1e-9);
       const conv = T.conv2d(T.ones([1, 1, 3, 3], { device }), T.ones([1, 1, 2, 2], { device }), null, { padding: 1 });
-      expect(conv.tolist()).toEqual([[[[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]]]]);
+      expect(conv.tolist()).toEqual([
+        [
+          [
+            [1, 2, 2, 1],
+            [2, 4, 4, 2],
+            [2, 4, 4, 2],
+            [1, 2, 2, 1],
+          ],
+        ],
+      ]);
       const strided = T.conv2d(T.arange(16, { device, dtype: "float32" }).reshape([1, 1, 4, 4]), T.ones([1, 1, 2, 2], { device }), null, { stride: 2 });
-      expect(strided.tolist()).toEqual([[[[10, 18], [42, 50]]]]);
+      expect(strided.tolist()).toEqual([
+        [
+          [
+            [10, 18],
+            [42, 50],
+          ],
+        ],
+      ]);
       const grouped = T.conv2d(T.ones([1, 2, 1, 1], { device }), t([[[[2]]], [[[3]]]], "float32"), null, { groups: 2 });
       expect(grouped.tolist()).toEqual([[[[2]], [[3]]]]);
       const pooled = T.avgPool2d(T.arange(16, { device, dtype: "float32" }).reshape([1, 1, 4, 4]), 2);
-      expect(pooled.tolist()).toEqual([[[[2.5, 4.5], [10.5, 12.5]]]]);
-      const up = T.interpolate(t([[[[1, 2], [3, 4]]]], "float32"), { scaleFactor: 2 });
-      expect(up.tolist()).toEqual([[[[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]]]);
+      expect(pooled.tolist()).toEqual([
+        [
+          [
+            [2.5, 4.5],
+            [10.5, 12.5],
+          ],
+        ],
+      ]);
+      const up = T.interpolate(
+        t(
+          [
+            [
+              [
+                [1, 2],
+                [3, 4],
+              ],
+            ],
+          ],
+          "float32",
+        ),
+        { scaleFactor: 2 },
+      );
+      expect(up.tolist()).toEqual([
+        [
+          [
+            [1, 1, 2, 2],
+            [1, 1, 2, 2],
+            [3, 3, 4, 4],
+            [3, 3, 4, 4],
+          ],
+        ],
+      ]);
       const bl = T.interpolate(t([[[[0, 1]]]], "float32"), { size: [1, 4], mode: "bilinear" });
       expect(bl.tolist()).toEqual([[[[0, 0.25, 0.75, 1]]]]);
       const blAligned = T.interpolate(t([[[[0, 3]]]], "float32"), { size: [1, 4], mode: "bilinear", alignCorners: true });
       expect(blAligned.tolist()).toEqual([[[[0, 1, 2, 3]]]]);
-      const emb = T.embedding(t([2, 0]), t([[1, 1], [2, 2], [3, 3]], "float32"));
-      expect(emb.tolist()).toEqual([[3, 3], [1, 1]]);
+      const emb = T.embedding(
+        t([2, 0]),
+        t(
+          [
+            [1, 1],
+            [2, 2],
+            [3, 3],
+          ],
+          "float32",
+        ),
+      );
+      expect(emb.tolist()).toEqual([
+        [3, 3],
+        [1, 1],
+      ]);
       expect(T.mseLoss(t([1, 2], "float32"), t([3, 2], "float32")).item()).toBe(2);
       expect(T.mseLoss(t([1, 2], "float32"), t([3, 2], "float32"), { reduction: "sum" }).item()).toBe(4);
       expect(T.dropout(T.ones([4], { device }), { p: 0.5, training: false }).tolist()).toEqual([1, 1, 1, 1]);
@@ -245,7 +463,14 @@ for (const device of devices) {
     });
 
     it("computes cross entropy with ignored targets", () => {
-      const logits = t([[1, 2, 3], [1, 1, 1], [0, 5, 0]], "float64");
+      const logits = t(
+        [
+          [1, 2, 3],
+          [1, 1, 1],
+          [0, 5, 0],
+        ],
+        "float64",
+      );
       const target = t([2, -100, 1]);
       const lse = (r: number[]) => Math.log(r.reduce((s, v) => s + Math.exp(v), 0));
       const expected = (lse([1, 2, 3]) - 3 + lse([0, 5, 0]) - 5) / 2;

@@ -17,7 +17,13 @@ beforeAll(() => {
 const ALL: T.DType[] = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"];
 
 function sample(dtype: T.DType): T.Tensor {
-  const base = T.tensor([[1.5, -2, 3.25], [0, 100, -7]], { dtype: "float64" });
+  const base = T.tensor(
+    [
+      [1.5, -2, 3.25],
+      [0, 100, -7],
+    ],
+    { dtype: "float64" },
+  );
   if (dtype === "bool") return base.gt(0);
   if (dtype === "uint8") return base.abs().to("uint8");
   return base.to(dtype);
@@ -77,12 +83,26 @@ describe("safetensors", () => {
       tensors: Record<string, { dtype: string; shape: number[]; sum: number }>;
     };
     expect(summary.metadata).toEqual({ who: "pisces" });
-    const torchName: Record<string, string> = { float32: "float32", float64: "float64", float16: "float16", bfloat16: "bfloat16", int64: "int64", int32: "int32", int16: "int16", int8: "int8", uint8: "uint8", bool: "bool" };
+    const torchName: Record<string, string> = {
+      float32: "float32",
+      float64: "float64",
+      float16: "float16",
+      bfloat16: "bfloat16",
+      int64: "int64",
+      int32: "int32",
+      int16: "int16",
+      int8: "int8",
+      uint8: "uint8",
+      bool: "bool",
+    };
     for (const d of ALL) {
       const s = summary.tensors[d]!;
       expect(s.dtype).toBe(torchName[d]);
       expect(s.shape).toEqual([2, 3]);
-      expect(s.sum).toBeCloseTo(flat(tensors[d]!.double()).reduce((a, b) => a + b, 0), 6);
+      expect(s.sum).toBeCloseTo(
+        flat(tensors[d]!.double()).reduce((a, b) => a + b, 0),
+        6,
+      );
     }
   });
 
@@ -92,7 +112,11 @@ describe("safetensors", () => {
     const b = { "layer.1.weight": T.randn([4, 4]) };
     T.saveSafetensors(join(dir, "model-00001-of-00002.safetensors"), a);
     T.saveSafetensors(join(dir, "model-00002-of-00002.safetensors"), b);
-    const weightMap = { "layer.0.weight": "model-00001-of-00002.safetensors", "layer.0.bias": "model-00001-of-00002.safetensors", "layer.1.weight": "model-00002-of-00002.safetensors" };
+    const weightMap = {
+      "layer.0.weight": "model-00001-of-00002.safetensors",
+      "layer.0.bias": "model-00001-of-00002.safetensors",
+      "layer.1.weight": "model-00002-of-00002.safetensors",
+    };
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: 144 }, weight_map: weightMap }));
     for (const reader of [T.loadSafetensors(join(dir, "model.safetensors.index.json")), T.loadSafetensors(dir)]) {
       expect(reader.keys().sort()).toEqual(Object.keys(weightMap).sort());
@@ -129,10 +153,25 @@ describe("safetensors", () => {
       ["header not an object", () => raw("[1, 2]"), "INVALID_HEADER", /does not start with '\{'/],
       ["header not UTF-8", () => Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0x7b, 0xff])]), "INVALID_HEADER", /not valid UTF-8/],
       ["unknown dtype", () => raw({ a: { dtype: "F33", shape: [1], data_offsets: [0, 4] } }, f32(1)), "UNKNOWN_DTYPE", /unknown dtype 'F33'/],
-      ["unsupported dtype", () => raw({ a: { dtype: "F8_E4M3", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), "UNKNOWN_DTYPE", /F8_E4M3, which @pisces\/tensor-cuda does not support/],
+      [
+        "unsupported dtype",
+        () => raw({ a: { dtype: "F8_E4M3", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)),
+        "UNKNOWN_DTYPE",
+        /F8_E4M3, which @pisces\/tensor-cuda does not support/,
+      ],
       ["negative dimension", () => raw({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, f32(1)), "INVALID_SHAPE", /invalid shape \[-1\]/],
-      ["shape and byte span disagree", () => raw({ a: { dtype: "F32", shape: [2, 2], data_offsets: [0, 12] } }, f32(3)), "SIZE_MISMATCH", /needs 16 bytes but data_offsets span 12/],
-      ["offsets reversed", () => raw({ a: { dtype: "F32", shape: [0], data_offsets: [4, 0] } }, f32(1)), "INVALID_OFFSETS", /ends \(0\) before it begins \(4\)/],
+      [
+        "shape and byte span disagree",
+        () => raw({ a: { dtype: "F32", shape: [2, 2], data_offsets: [0, 12] } }, f32(3)),
+        "SIZE_MISMATCH",
+        /needs 16 bytes but data_offsets span 12/,
+      ],
+      [
+        "offsets reversed",
+        () => raw({ a: { dtype: "F32", shape: [0], data_offsets: [4, 0] } }, f32(1)),
+        "INVALID_OFFSETS",
+        /ends \(0\) before it begins \(4\)/,
+      ],
       [
         "overlapping tensors",
         () => raw({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, f32(3)),
@@ -140,7 +179,12 @@ describe("safetensors", () => {
         /overlapping the previous tensor/,
       ],
       ["gap between tensors", () => raw({ a: { dtype: "F32", shape: [1], data_offsets: [4, 8] } }, f32(2)), "INVALID_OFFSETS", /leaving a gap after byte 0/],
-      ["offsets past the end of file (truncated)", () => raw({ a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32(2)), "TRUNCATED", /holds only 8 data bytes/],
+      [
+        "offsets past the end of file (truncated)",
+        () => raw({ a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32(2)),
+        "TRUNCATED",
+        /holds only 8 data bytes/,
+      ],
       ["trailing bytes", () => raw({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32(2)), "INVALID_OFFSETS", /4 bytes after the last tensor/],
       ["missing data_offsets", () => raw({ a: { dtype: "F32", shape: [1] } }, f32(1)), "INVALID_OFFSETS", /invalid data_offsets undefined/],
       ["metadata not strings", () => raw({ __metadata__: { step: 3 } }), "INVALID_METADATA", /__metadata__.step must be a string/],

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { errorOf } from "../../../tools/test-support/errors.js";
 import * as T from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-untrusted-"));
@@ -18,15 +19,6 @@ function file(name: string, header: string, data: Uint8Array = new Uint8Array(0)
   const path = join(work, name);
   writeFileSync(path, Buffer.concat([len, h, Buffer.from(data)]));
   return path;
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
 }
 
 describe("safetensors strictness (the reference crate rejects these)", () => {
@@ -131,7 +123,12 @@ describe("process-killing calls are refused", () => {
     expect(() => T.setNumThreads(0)).toThrow(RangeError);
     const before = T.getNumThreads();
     T.setNumThreads(T.MAX_NUM_THREADS);
-    expect(T.ones([64, 64]).matmul(T.ones([64, 64])).sum().item()).toBe(64 * 64 * 64);
+    expect(
+      T.ones([64, 64])
+        .matmul(T.ones([64, 64]))
+        .sum()
+        .item(),
+    ).toBe(64 * 64 * 64);
     T.setNumThreads(before);
   });
   it("bigints that do not fit are rejected, not truncated", () => {

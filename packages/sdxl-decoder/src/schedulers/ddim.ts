@@ -46,7 +46,8 @@ export class DDIMScheduler implements Scheduler {
   }
 
   static fromConfig(json: SchedulerConfigJson): DDIMScheduler {
-    if (json._class_name !== undefined && json._class_name !== "DDIMScheduler") throw new SchedulerConfigError(`config is for ${json._class_name}, not DDIMScheduler`);
+    if (json._class_name !== undefined && json._class_name !== "DDIMScheduler")
+      throw new SchedulerConfigError(`config is for ${json._class_name}, not DDIMScheduler`);
     return new DDIMScheduler(json);
   }
 

@@ -70,7 +70,10 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const n = numInferenceSteps;
     checkSteps(n, N);
     // n + 1 points with the last dropped, as diffusers does for linspace and leading
-    if (this.timestepSpacing === "linspace") this.timesteps = linspaceDescending(N - 1, n + 1).map(roundHalfEven).slice(0, n);
+    if (this.timestepSpacing === "linspace")
+      this.timesteps = linspaceDescending(N - 1, n + 1)
+        .map(roundHalfEven)
+        .slice(0, n);
     else if (this.timestepSpacing === "leading") this.timesteps = leadingTimesteps(N, n + 1, this.stepsOffset).slice(0, n);
     else if (this.timestepSpacing === "trailing") this.timesteps = trailingTimesteps(N, n);
     else throw new SchedulerConfigError(`timestep_spacing '${String(this.timestepSpacing)}' is not supported`);
@@ -107,7 +110,10 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         const h0 = lambda(alphaS0, sigmaS0) - lambda(alphaS1, sigmaS1);
         const r0 = h0 / h;
         const d1 = x0.sub(this.previousX0).mul(1 / r0);
-        prev = x.mul(sigmaT / sigmaS0).sub(x0.mul(alphaT * expm1)).sub(d1.mul(0.5 * alphaT * expm1));
+        prev = x
+          .mul(sigmaT / sigmaS0)
+          .sub(x0.mul(alphaT * expm1))
+          .sub(d1.mul(0.5 * alphaT * expm1));
       }
       return { prevSample: prev.to(modelOutput.dtype), predOriginalSample: x0 };
     });

@@ -11,12 +11,7 @@ export interface FactoryOptions {
 }
 
 function uniformParameter(shape: number[], bound: number, options: FactoryOptions): Parameter {
-  const t = empty(shape, options);
-  try {
-    return new Parameter(t.uniform_(-bound, bound));
-  } finally {
-    t.dispose();
-  }
+  return new Parameter(empty(shape, options).uniform_(-bound, bound));
 }
 
 /** y = x W^T + b. weight (out, in), bias (out); init U(-1/sqrt(in), 1/sqrt(in)) as PyTorch. */
@@ -31,7 +26,7 @@ export class Linear extends Module {
     super();
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
     this.weight = uniformParameter([outFeatures, inFeatures], bound, options);
-    this.bias = options.bias ?? true ? uniformParameter([outFeatures], bound, options) : null;
+    this.bias = (options.bias ?? true) ? uniformParameter([outFeatures], bound, options) : null;
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
@@ -47,27 +42,18 @@ export class Embedding extends Module {
     options: FactoryOptions & { paddingIdx?: number } = {},
   ) {
     super();
-    const t = empty([numEmbeddings, embeddingDim], options);
-    try {
-      t.normal_();
-      if (options.paddingIdx !== undefined) t.select(0, options.paddingIdx).zero_();
-      this.weight = new Parameter(t);
-    } finally {
-      t.dispose();
+    const t = empty([numEmbeddings, embeddingDim], options).normal_();
+    if (options.paddingIdx !== undefined) {
+      const row = t.select(0, options.paddingIdx);
+      row.zero_();
+      row.dispose();
     }
+    this.weight = new Parameter(t);
     this.paddingIdx = options.paddingIdx;
   }
   readonly paddingIdx: number | undefined;
   forward(input: Tensor): Tensor {
     return F.embedding(input, this.weight, { paddingIdx: this.paddingIdx });
-  }
-}
-
-function ownedParameter(t: Tensor): Parameter {
-  try {
-    return new Parameter(t);
-  } finally {
-    t.dispose();
   }
 }
 
@@ -84,8 +70,8 @@ export class LayerNorm extends Module {
     super();
     this.normalizedShape = typeof normalizedShape === "number" ? [normalizedShape] : normalizedShape;
     const affine = options.elementwiseAffine ?? true;
-    this.weight = affine ? ownedParameter(ones(this.normalizedShape, options)) : null;
-    this.bias = affine && (options.bias ?? true) ? ownedParameter(zeros(this.normalizedShape, options)) : null;
+    this.weight = affine ? new Parameter(ones(this.normalizedShape, options)) : null;
+    this.bias = affine && (options.bias ?? true) ? new Parameter(zeros(this.normalizedShape, options)) : null;
   }
   forward(x: Tensor): Tensor {
     return F.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
@@ -103,7 +89,7 @@ export class RMSNorm extends Module {
   ) {
     super();
     this.normalizedShape = typeof normalizedShape === "number" ? [normalizedShape] : normalizedShape;
-    this.weight = options.elementwiseAffine ?? true ? ownedParameter(ones(this.normalizedShape, options)) : null;
+    this.weight = (options.elementwiseAffine ?? true) ? new Parameter(ones(this.normalizedShape, options)) : null;
   }
   forward(x: Tensor): Tensor {
     return F.rmsNorm(x, this.normalizedShape, this.weight, this.eps);
@@ -121,11 +107,10 @@ export class GroupNorm extends Module {
     options: FactoryOptions & { affine?: boolean } = {},
   ) {
     super();
-    if (numChannels % numGroups !== 0)
-      throw new RangeError(`GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`);
+    if (numChannels % numGroups !== 0) throw new RangeError(`GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`);
     const affine = options.affine ?? true;
-    this.weight = affine ? ownedParameter(ones([numChannels], options)) : null;
-    this.bias = affine ? ownedParameter(zeros([numChannels], options)) : null;
+    this.weight = affine ? new Parameter(ones([numChannels], options)) : null;
+    this.bias = affine ? new Parameter(zeros([numChannels], options)) : null;
   }
   forward(x: Tensor): Tensor {
     return F.groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
@@ -158,7 +143,7 @@ export class Conv2d extends Module {
     const fanIn = (inChannels / this.groups) * this.kernelSize[0] * this.kernelSize[1];
     const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
     this.weight = uniformParameter([outChannels, inChannels / this.groups, ...this.kernelSize], bound, options);
-    this.bias = options.bias ?? true ? uniformParameter([outChannels], bound, options) : null;
+    this.bias = (options.bias ?? true) ? uniformParameter([outChannels], bound, options) : null;
   }
   forward(x: Tensor): Tensor {
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });

@@ -18,7 +18,9 @@ function spendTensorBudget(): void {
     const { limit, what } = tensorBudget;
     tensorBudget = null;
     throw new ConfigError(
-      [`the config describes a model with more than ${limit} tensors, far more than the checkpoint holds: check the layer counts and sizes against the weights`],
+      [
+        `the config describes a model with more than ${limit} tensors, far more than the checkpoint holds: check the layer counts and sizes against the weights`,
+      ],
       what,
     );
   }
@@ -40,10 +42,15 @@ export function buildWithinBudget<M>(maxTensors: number, what: string, build: ()
 
 /** A tensor that a Module owns and an optimizer updates: a leaf that requires grad by default. */
 export class Parameter extends Tensor {
-  /** Makes a parameter holding `data`'s values (shares its memory; `data` itself stays yours). */
+  /**
+   * Makes a parameter from `data`, taking ownership of it: `data`'s handle is released (the
+   * parameter keeps its memory), so `new Parameter(T.zeros([n]))` needs no dispose. Pass
+   * `data.clone()` to keep using `data`. A Parameter given another Parameter shares it.
+   */
   constructor(data: Tensor, options: { requiresGrad?: boolean } = {}) {
     spendTensorBudget();
     super(detachedHandle(data));
+    if (!(data instanceof Parameter)) data.dispose();
     keep(this); // parameters live as long as their module: no scope disposes them
     if (options.requiresGrad ?? true) this.requiresGrad = true;
   }
@@ -162,8 +169,7 @@ export abstract class Module {
     if (mismatched.length || (strict && (missing.length || unexpected.length)))
       throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched, prefixHint(missing, unexpected));
     const buffers = new Map<string, { owner: Module; name: string }>();
-    for (const [path, m] of this.namedModules())
-      for (const [name] of m._buffers) buffers.set(path ? `${path}.${name}` : name, { owner: m, name });
+    for (const [path, m] of this.namedModules()) for (const [name] of m._buffers) buffers.set(path ? `${path}.${name}` : name, { owner: m, name });
     const loaded = new Set<Tensor>(); // a tied weight appears under several keys: load it once
     noGrad(() => {
       for (const [k, t] of own) {
@@ -172,7 +178,12 @@ export abstract class Module {
         const value = reader.get(k);
         if (value.isFloatingPoint() !== t.isFloatingPoint()) {
           if (reader.owned) value.dispose();
-          throw new StateDictError([], [], [], `'${k}' holds ${value.dtype} values but the model's tensor is ${t.dtype}: the checkpoint's dtype does not fit this weight`);
+          throw new StateDictError(
+            [],
+            [],
+            [],
+            `'${k}' holds ${value.dtype} values but the model's tensor is ${t.dtype}: the checkpoint's dtype does not fit this weight`,
+          );
         }
         try {
           if (!options.assign) {
@@ -304,8 +315,7 @@ interface Reader {
 }
 
 function toReader(source: StateDictSource): Reader {
-  if (source instanceof Map)
-    return { keys: () => source.keys(), get: (k) => source.get(k)!, shapeOf: (k) => source.get(k)!.shape, owned: false };
+  if (source instanceof Map) return { keys: () => source.keys(), get: (k) => source.get(k)!, shapeOf: (k) => source.get(k)!.shape, owned: false };
   if (typeof (source as { get?: unknown }).get === "function" && typeof (source as { keys?: unknown }).keys === "function") {
     const lazy = source as { keys(): Iterable<string>; get(key: string): Tensor; shapeOf?(key: string): number[] };
     return {
