@@ -1,4 +1,3 @@
-
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
 import { withTiedLmHead } from "./weights.js";

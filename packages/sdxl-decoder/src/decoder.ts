@@ -2,7 +2,7 @@
 // an SDXL UNet conditioned Emu2-style (the vectors as cross-attention context, their mean in the
 // pooled slot, time ids from the size), classifier-free guidance against an unconditional input,
 // a scheduler, and the VAE decoder. The loop is an async generator yielding every step.
-import { existsSync, } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import sharp from "sharp";
