@@ -21,7 +21,7 @@ const runPython = (mode?: "decode1") =>
   JSON.parse(
     execFileSync(
       process.env.PYTHON ?? "python3",
-      [join(here, "bench_transformers.py"), modelDir, String(threads), String(newTokens), ...(mode ? [mode] : [])],
+      [join(here, "..", "..", "..", "tools", "reference", "llama_bench.py"), modelDir, String(threads), String(newTokens), ...(mode ? [mode] : [])],
       {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "inherit"],

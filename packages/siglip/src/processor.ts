@@ -17,6 +17,11 @@ export interface SiglipInputs {
   pixelValues?: T.Tensor;
 }
 
+type Texts = string | readonly string[];
+type Images = ImageInput | readonly ImageInput[];
+type CallOptions = BatchEncodeOptions & LoadOptions & { device?: T.Device };
+
+/** Tokenizer and image processor together, as transformers' SiglipProcessor. */
 export class SiglipProcessor {
   constructor(
     readonly tokenizer: SiglipTokenizer,
@@ -31,10 +36,11 @@ export class SiglipProcessor {
    * Texts -> inputIds (texts, length) int64, padded to `model_max_length` by default (SigLIP was
    * trained on max-length padding); images -> pixelValues (images, 3, H, W) float32.
    */
-  async call(
-    input: { text?: string | readonly string[]; images?: ImageInput | readonly ImageInput[] },
-    options: BatchEncodeOptions & LoadOptions & { device?: T.Device } = {},
-  ): Promise<SiglipInputs> {
+  call(input: { text: Texts; images: Images }, options?: CallOptions): Promise<Required<SiglipInputs>>;
+  call(input: { text: Texts; images?: undefined }, options?: CallOptions): Promise<Required<Omit<SiglipInputs, "pixelValues">>>;
+  call(input: { text?: undefined; images: Images }, options?: CallOptions): Promise<Required<Pick<SiglipInputs, "pixelValues">>>;
+  call(input: { text?: Texts; images?: Images }, options?: CallOptions): Promise<SiglipInputs>;
+  async call(input: { text?: Texts; images?: Images }, options: CallOptions = {}): Promise<SiglipInputs> {
     if (input.text === undefined && input.images === undefined) throw new TypeError("SiglipProcessor.call(): give text, images or both");
     const out: SiglipInputs = {};
     if (input.images !== undefined) out.pixelValues = (await this.imageProcessor.preprocess(input.images, options)).pixelValues;

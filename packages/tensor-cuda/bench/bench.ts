@@ -1,5 +1,5 @@
 // `pnpm bench` for @pisces/tensor-cuda: per-op overhead, an MLP training step and a large matmul,
-// timed here and in Python PyTorch (bench_torch.py) in the same run, same machine, same threads.
+// timed here and in Python PyTorch (tools/reference/tensor_cuda_bench.py) in the same run, same machine, same threads.
 // Prints a table and writes bench/RESULTS.md. Ratio = ours / PyTorch time (below 1.0: we are faster).
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -61,7 +61,11 @@ for (let round = 0; round < 3; round++) {
   ours.small_add = Math.min(ours.small_add, bestTime(adds, 5) / 100_000);
   ours.train_step = Math.min(ours.train_step, bestTime(trainSteps(20), 5) / 20);
   ours.matmul = Math.min(ours.matmul, bestTime(matmuls(5), 5) / 5);
-  const py = JSON.parse(execFileSync(process.env.PYTHON ?? "python3", [join(here, "bench_torch.py"), String(threads)], { encoding: "utf8" })) as Timings & {
+  const py = JSON.parse(
+    execFileSync(process.env.PYTHON ?? "python3", [join(here, "..", "..", "..", "tools", "reference", "tensor_cuda_bench.py"), String(threads)], {
+      encoding: "utf8",
+    }),
+  ) as Timings & {
     torch: string;
   };
   torchVersion = py.torch;

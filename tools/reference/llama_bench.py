@@ -1,7 +1,7 @@
 """transformers side of `pnpm bench` for @pisces/llama. Makes a SmolLM2-135M-shaped model with
 random weights (saved once to MODEL_DIR, which the TypeScript side loads too), then times prefill
 of a 512-token prompt and greedy decoding at batch 1 and 8 (eager attention, float32, CPU).
-Usage: python3 bench_transformers.py MODEL_DIR THREADS NEW_TOKENS [decode1]
+Usage: python3 tools/reference/llama_bench.py MODEL_DIR THREADS NEW_TOKENS [decode1]
 (decode1: only batch-1 decoding, for the rows measured under load)"""
 
 import json
@@ -11,7 +11,7 @@ import sys
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "reference"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import best_time  # noqa: E402
 
 model_dir, threads, new_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

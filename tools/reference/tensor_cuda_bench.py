@@ -1,5 +1,5 @@
 """Python PyTorch side of `pnpm bench` for @pisces/tensor-cuda. Prints JSON timings (seconds).
-Usage: python3 bench_torch.py THREADS"""
+Usage: python3 tools/reference/tensor_cuda_bench.py THREADS"""
 
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "reference"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import best_time  # noqa: E402
 
 torch.set_num_threads(int(sys.argv[1]))
