@@ -5,24 +5,19 @@ import {
   checkSteps,
   leadingTimesteps,
   linspaceDescending,
-  type PredictionType,
   roundHalfEven,
   type Scheduler,
   SchedulerConfigError,
   type SchedulerConfigJson,
   type SchedulerStepOutput,
-  type TimestepSpacing,
   trailingTimesteps,
-  trainingSchedule,
+  checkSchedulerClass,
+  TrainedSchedule,
 } from "./scheduler.js";
 
 const f = Math.fround;
 
-export class DDIMScheduler implements Scheduler {
-  readonly numTrainTimesteps: number;
-  readonly predictionType: PredictionType;
-  readonly timestepSpacing: TimestepSpacing;
-  readonly stepsOffset: number;
+export class DDIMScheduler extends TrainedSchedule implements Scheduler {
   readonly clipSample: boolean;
   readonly clipSampleRange: number;
   private readonly alphas: number[];
@@ -32,22 +27,17 @@ export class DDIMScheduler implements Scheduler {
   private numInferenceSteps = 0;
 
   constructor(readonly config: SchedulerConfigJson = {}) {
+    super(config, "leading");
     const unsupported = ["thresholding", "rescale_betas_zero_snr"].filter((k) => config[k] === true);
     if (unsupported.length) throw new SchedulerConfigError(`DDIMScheduler: ${unsupported.join(", ")} not supported yet`);
-    const schedule = trainingSchedule(config, "leading");
-    this.numTrainTimesteps = schedule.numTrainTimesteps;
-    this.predictionType = schedule.predictionType;
-    this.timestepSpacing = schedule.timestepSpacing;
-    this.stepsOffset = schedule.stepsOffset;
-    this.alphas = schedule.alphasCumprod;
+    this.alphas = this.alphasCumprod;
     this.clipSample = (config.clip_sample as boolean | undefined) ?? true;
     this.clipSampleRange = (config.clip_sample_range as number | undefined) ?? 1;
     this.finalAlphaCumprod = ((config.set_alpha_to_one as boolean | undefined) ?? true) ? 1 : this.alphas[0]!;
   }
 
   static fromConfig(json: SchedulerConfigJson): DDIMScheduler {
-    if (json._class_name !== undefined && json._class_name !== "DDIMScheduler")
-      throw new SchedulerConfigError(`config is for ${json._class_name}, not DDIMScheduler`);
+    checkSchedulerClass(json, "DDIMScheduler");
     return new DDIMScheduler(json);
   }
 

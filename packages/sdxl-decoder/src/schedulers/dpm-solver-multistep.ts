@@ -6,15 +6,14 @@ import {
   checkSteps,
   leadingTimesteps,
   linspaceDescending,
-  type PredictionType,
   roundHalfEven,
   type Scheduler,
   SchedulerConfigError,
   type SchedulerConfigJson,
   type SchedulerStepOutput,
-  type TimestepSpacing,
   trailingTimesteps,
-  trainingSchedule,
+  checkSchedulerClass,
+  TrainedSchedule,
   trainingSigmas,
 } from "./scheduler.js";
 
@@ -24,11 +23,7 @@ function alphaSigma(sigma: number): [number, number] {
   return [alpha, sigma * alpha];
 }
 
-export class DPMSolverMultistepScheduler implements Scheduler {
-  readonly numTrainTimesteps: number;
-  readonly predictionType: PredictionType;
-  readonly timestepSpacing: TimestepSpacing;
-  readonly stepsOffset: number;
+export class DPMSolverMultistepScheduler extends TrainedSchedule implements Scheduler {
   readonly solverOrder = 2;
   private readonly trainSigmas: number[];
   timesteps: number[] = [];
@@ -39,6 +34,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   private previousX0: T.Tensor | null = null;
 
   constructor(readonly config: SchedulerConfigJson = {}) {
+    super(config, "linspace");
     const check = (key: string, allowed: unknown[]) => {
       if (config[key] !== undefined && !allowed.includes(config[key]))
         throw new SchedulerConfigError(`DPMSolverMultistepScheduler: ${key} = ${JSON.stringify(config[key])} is not supported (${allowed.join(", ")})`);
@@ -51,17 +47,11 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     check("final_sigmas_type", ["zero"]);
     check("euler_at_final", [false]);
     check("lower_order_final", [true]);
-    const schedule = trainingSchedule(config, "linspace");
-    this.numTrainTimesteps = schedule.numTrainTimesteps;
-    this.predictionType = schedule.predictionType;
-    this.timestepSpacing = schedule.timestepSpacing;
-    this.stepsOffset = schedule.stepsOffset;
-    this.trainSigmas = trainingSigmas(schedule.alphasCumprod);
+    this.trainSigmas = trainingSigmas(this.alphasCumprod);
   }
 
   static fromConfig(json: SchedulerConfigJson): DPMSolverMultistepScheduler {
-    if (json._class_name !== undefined && json._class_name !== "DPMSolverMultistepScheduler")
-      throw new SchedulerConfigError(`config is for ${json._class_name}, not DPMSolverMultistepScheduler`);
+    checkSchedulerClass(json, "DPMSolverMultistepScheduler");
     return new DPMSolverMultistepScheduler(json);
   }
 

@@ -3,22 +3,17 @@
 // the inference timesteps, a final sigma of 0, epsilon or v-prediction.
 import * as T from "@pisces/tensor-cuda";
 import {
-  type PredictionType,
   type Scheduler,
   SchedulerConfigError,
   type SchedulerConfigJson,
   type SchedulerStepOutput,
   spacedTimesteps,
-  type TimestepSpacing,
-  trainingSchedule,
+  checkSchedulerClass,
+  TrainedSchedule,
   trainingSigmas,
 } from "./scheduler.js";
 
-export class EulerDiscreteScheduler implements Scheduler {
-  readonly numTrainTimesteps: number;
-  readonly predictionType: PredictionType;
-  readonly timestepSpacing: TimestepSpacing;
-  readonly stepsOffset: number;
+export class EulerDiscreteScheduler extends TrainedSchedule implements Scheduler {
   /** sqrt((1 - ᾱ_t) / ᾱ_t) for every training timestep (float32). */
   private readonly trainSigmas: number[];
   timesteps: number[] = [];
@@ -27,24 +22,19 @@ export class EulerDiscreteScheduler implements Scheduler {
   private stepIndex = 0;
 
   constructor(readonly config: SchedulerConfigJson = {}) {
+    super(config, "linspace");
     const unsupported = ["use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"].filter((k) => config[k] === true);
     if (unsupported.length) throw new SchedulerConfigError(`EulerDiscreteScheduler: ${unsupported.join(", ")} not supported yet`);
     if (config.interpolation_type !== undefined && config.interpolation_type !== "linear")
       throw new SchedulerConfigError(`EulerDiscreteScheduler: interpolation_type '${String(config.interpolation_type)}' is not supported (linear)`);
     if (config.final_sigmas_type !== undefined && config.final_sigmas_type !== "zero")
       throw new SchedulerConfigError(`EulerDiscreteScheduler: final_sigmas_type '${String(config.final_sigmas_type)}' is not supported (zero)`);
-    const schedule = trainingSchedule(config, "linspace");
-    this.numTrainTimesteps = schedule.numTrainTimesteps;
-    this.predictionType = schedule.predictionType;
-    this.timestepSpacing = schedule.timestepSpacing;
-    this.stepsOffset = schedule.stepsOffset;
-    this.trainSigmas = trainingSigmas(schedule.alphasCumprod);
+    this.trainSigmas = trainingSigmas(this.alphasCumprod);
   }
 
   /** From a scheduler_config.json object (diffusers' `from_config`). */
   static fromConfig(json: SchedulerConfigJson): EulerDiscreteScheduler {
-    if (json._class_name !== undefined && json._class_name !== "EulerDiscreteScheduler")
-      throw new SchedulerConfigError(`config is for ${json._class_name}, not EulerDiscreteScheduler`);
+    checkSchedulerClass(json, "EulerDiscreteScheduler");
     return new EulerDiscreteScheduler(json);
   }
 

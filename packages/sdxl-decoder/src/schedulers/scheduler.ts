@@ -130,3 +130,29 @@ export function trainingSigmas(alphas: readonly number[]): number[] {
     return Array.from(a.neg().add(1).div(a).pow(0.5).toArray() as Float32Array);
   });
 }
+
+/**
+ * The settings every scheduler here shares, read and validated from scheduler_config.json once
+ * (each scheduler extends this, then reads its own keys).
+ */
+export abstract class TrainedSchedule {
+  readonly numTrainTimesteps: number;
+  readonly predictionType: PredictionType;
+  readonly timestepSpacing: TimestepSpacing;
+  readonly stepsOffset: number;
+  /** ᾱ_t per training timestep (float32 values). */
+  protected readonly alphasCumprod: number[];
+  protected constructor(config: SchedulerConfigJson, defaultSpacing: TimestepSpacing) {
+    const schedule = trainingSchedule(config, defaultSpacing);
+    this.numTrainTimesteps = schedule.numTrainTimesteps;
+    this.predictionType = schedule.predictionType;
+    this.timestepSpacing = schedule.timestepSpacing;
+    this.stepsOffset = schedule.stepsOffset;
+    this.alphasCumprod = schedule.alphasCumprod;
+  }
+}
+
+/** `fromConfig`'s check: a config written for another scheduler class is refused. */
+export function checkSchedulerClass(json: SchedulerConfigJson, name: string): void {
+  if (json._class_name !== undefined && json._class_name !== name) throw new SchedulerConfigError(`config is for ${json._class_name}, not ${name}`);
+}
