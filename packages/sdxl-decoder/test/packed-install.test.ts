@@ -1,0 +1,60 @@
+// Installs as an npm user would: packs @pisces/tensor-cuda and @pisces/sdxl-decoder (pnpm pack,
+// which rewrites workspace versions), installs the tarballs with npm into an empty folder (the
+// addon builds there against the machine's libtorch), and decodes an image from a tiny diffusers
+// folder through the public API only. The result must equal the same decode run from source.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as T from "@pisces/tensor-cuda";
+import { beforeAll, describe, expect, it } from "vitest";
+import { SdxlDecoder } from "../src/index.js";
+import { fixtures, referenceFixtures } from "./helpers.js";
+
+const packages = fileURLToPath(new URL("../..", import.meta.url));
+const script = `
+import * as T from "@pisces/tensor-cuda";
+import { SdxlDecoder } from "@pisces/sdxl-decoder";
+const decoder = SdxlDecoder.fromPretrained(process.argv[2]);
+const cond = T.randn([1, 4, decoder.unet.config.crossAttentionDim], { generator: new T.Generator({ seed: 1 }) });
+const { png, images } = await decoder.decode(cond, { steps: 2, height: 32, width: 32, seed: 3 });
+console.log(JSON.stringify({ shape: images.shape, pixels: Array.from(images.toArray()), png: png[0].subarray(1, 4).toString() }));
+`;
+
+beforeAll(() => {
+  referenceFixtures();
+});
+
+describe("packed install (npm)", () => {
+  it("installs the tarballs into an empty folder and decodes an image, equal to the source build", async () => {
+    const work = mkdtempSync(join(tmpdir(), "pisces-pack-"));
+    const packs = join(work, "packs");
+    for (const name of ["tensor-cuda", "sdxl-decoder"]) {
+      const dir = join(packages, name);
+      execFileSync("npx", ["tsup"], { cwd: dir, stdio: "pipe" }); // dist/ as published
+      execFileSync("pnpm", ["pack", "--pack-destination", packs], { cwd: dir, stdio: "pipe" });
+    }
+    const project = join(work, "project");
+    execFileSync("mkdir", ["-p", project]);
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
+    const tarballs = readdirSync(packs).map((f) => join(packs, f));
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", ...tarballs], {
+      cwd: project,
+      stdio: "pipe",
+      env: { ...process.env, npm_config_loglevel: "error" },
+    });
+    const installed = JSON.parse(readFileSync(join(project, "node_modules", "@pisces", "sdxl-decoder", "package.json"), "utf8"));
+    expect(installed.peerDependencies["@pisces/tensor-cuda"]).toBe("^0.1.0"); // workspace:^ rewritten
+    writeFileSync(join(project, "decode.mjs"), script);
+    const out = JSON.parse(execFileSync(process.execPath, ["decode.mjs", join(fixtures, "decoder")], { cwd: project, encoding: "utf8" }));
+    expect(out.shape).toEqual([1, 3, 32, 32]);
+    expect(out.png).toBe("PNG");
+    // the same decode from source
+    const decoder = SdxlDecoder.fromPretrained(join(fixtures, "decoder"));
+    const cond = T.randn([1, 4, decoder.unet.config.crossAttentionDim], { generator: new T.Generator({ seed: 1 }) });
+    const { images } = await decoder.decode(cond, { steps: 2, height: 32, width: 32, seed: 3 });
+    const ours = Array.from(images.toArray() as Float32Array);
+    expect(Math.max(...ours.map((v, i) => Math.abs(v - out.pixels[i])))).toBeLessThanOrEqual(1e-6);
+  }, 900_000);
+});
