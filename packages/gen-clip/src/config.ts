@@ -44,7 +44,11 @@ const ACTIVATIONS = ["quick_gelu", "gelu", "gelu_pytorch_tanh"] as const;
  * (model_type "clip_vision_model") or a full CLIPConfig ("clip") whose `vision_config` is read;
  * any other model_type (e.g. "bert") is refused. `where` names the file in errors.
  */
-export function resolveClipVisionConfig(json: ClipVisionConfigJson & { vision_config?: unknown }, where = "CLIP vision config"): ClipVisionConfig {
+export function resolveClipVisionConfig(
+  json: ClipVisionConfigJson & { vision_config?: unknown },
+  where = "CLIP vision config",
+  unknownKeys?: string[],
+): ClipVisionConfig {
   const top = new T.ConfigReader(json, where);
   top.ignore(...T.BOOKKEEPING_KEYS, "text_config", "projection_dim", "logit_scale_init_value", "initializer_factor", "text_config_dict", "vision_config_dict");
   if (top.has("model_type")) top.string("model_type", undefined, ["clip_vision_model", "clip"]);
@@ -67,6 +71,7 @@ export function resolveClipVisionConfig(json: ClipVisionConfigJson & { vision_co
   if (config.hiddenSize % config.numAttentionHeads) r.fail("hidden_size must be divisible by num_attention_heads");
   if (config.imageSize % config.patchSize) r.fail("image_size must be divisible by patch_size");
   if (top.problems.length) throw new ClipConfigError(top.problems, where);
+  unknownKeys?.push(...top.unreadKeys(), ...(nested ? nested.unreadKeys() : []));
   return config;
 }
 

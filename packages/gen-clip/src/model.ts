@@ -152,6 +152,8 @@ export class ClipVisionTransformer extends Module {
 }
 
 export class ClipVisionModel extends Module {
+  /** Keys of config.json this implementation does not use (reported, not silently dropped). */
+  unknownConfigKeys: string[] = [];
   vision_model: ClipVisionTransformer;
   constructor(
     readonly config: ClipVisionConfig,
@@ -171,10 +173,13 @@ export class ClipVisionModel extends Module {
    */
   static fromPretrained(dir: string, options: ModelOptions = {}): ClipVisionModel {
     const { json, path } = T.readConfigJson(dir, "CLIP checkpoint");
-    const config = resolveClipVisionConfig(json as ClipVisionConfigJson, path);
+    const unknownKeys: string[] = [];
+    const config = resolveClipVisionConfig(json as ClipVisionConfigJson, path, unknownKeys);
     // CLIPModel and transformers 4.x CLIPVisionModel checkpoints prefix the tower with
     // `vision_model.`; transformers 5 saves a CLIPVisionModel without it. Accept both; ignore other towers.
     const weights = T.withOptionalPrefix(T.openWeights(dir), "vision_model.", ["text_model.", "visual_projection.", "text_projection.", "logit_scale"]);
-    return T.loadPretrained({ what: path, weights, options, build: (o) => new ClipVisionModel(config, o) });
+    const model = T.loadPretrained({ what: path, weights, options, build: (o) => new ClipVisionModel(config, o) });
+    model.unknownConfigKeys = unknownKeys;
+    return model;
   }
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
 import { errorOf } from "../../../tools/test-support/errors.js";
-import { ClipConfigError, ClipImageProcessor, ClipVisionModel } from "../src/index.js";
+import { ClipConfigError, ClipImageProcessor, ClipVisionModel, resolveClipVisionConfig } from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-clip-untrusted-"));
 const vision = { hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, image_size: 8, patch_size: 4 };
@@ -31,6 +31,15 @@ describe("CLIP vision checkpoints", () => {
       expect(e.message).toMatch(message);
       expect(e.message).toContain(join(dir, "config.json"));
     });
+});
+
+describe("CLIP unknown keys", () => {
+  it("are reported", () => {
+    const dir = mkdtempSync(join(work, "u-"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...vision, my_flag: 1 }));
+    T.saveSafetensors(join(dir, "model.safetensors"), new ClipVisionModel(resolveClipVisionConfig(vision)).stateDict());
+    expect(ClipVisionModel.fromPretrained(dir).unknownConfigKeys).toEqual(["my_flag"]);
+  });
 });
 
 describe("CLIP image processor settings", () => {

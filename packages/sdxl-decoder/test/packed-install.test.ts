@@ -4,6 +4,7 @@
 // folder through the public API only. The result must equal the same decode run from source.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +14,7 @@ import { SdxlDecoder } from "../src/index.js";
 import { fixtures, referenceFixtures } from "./helpers.js";
 
 const packages = fileURLToPath(new URL("../..", import.meta.url));
+const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc"); // the workspace's compiler, run on the user's project
 const script = `
 import * as T from "@pisces/tensor-cuda";
 import { SdxlDecoder } from "@pisces/sdxl-decoder";
@@ -46,6 +48,19 @@ describe("packed install (npm)", () => {
     });
     const installed = JSON.parse(readFileSync(join(project, "node_modules", "@pisces", "sdxl-decoder", "package.json"), "utf8"));
     expect(installed.peerDependencies["@pisces/tensor-cuda"]).toBe("^0.1.0"); // workspace:^ rewritten
+    // a TypeScript consumer (moduleResolution nodenext, strict) type-checks against the shipped .d.ts
+    writeFileSync(
+      join(project, "check.ts"),
+      'import * as T from "@pisces/tensor-cuda";\nimport { SdxlDecoder } from "@pisces/sdxl-decoder";\nconst d: SdxlDecoder = SdxlDecoder.fromPretrained("x");\nconst t: T.Tensor = T.zeros([1]);\nexport { d, t };\n',
+    );
+    writeFileSync(
+      join(project, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, noEmit: true, skipLibCheck: false },
+        files: ["check.ts"],
+      }),
+    );
+    execFileSync(process.execPath, [tsc, "-p", project], { cwd: project, stdio: "pipe" });
     writeFileSync(join(project, "decode.mjs"), script);
     const out = JSON.parse(execFileSync(process.execPath, ["decode.mjs", join(fixtures, "decoder")], { cwd: project, encoding: "utf8" }));
     expect(out.shape).toEqual([1, 3, 32, 32]);

@@ -94,6 +94,8 @@ describe("VAE and scheduler configs", () => {
     );
     expect(errorOf(() => new EulerDiscreteScheduler({ num_train_timesteps: 1e9 })).message).toMatch(/num_train_timesteps = 1000000000 is out of range/);
     expect(errorOf(() => new EulerDiscreteScheduler({ beta_end: Number.NaN })).message).toMatch(/beta_end must be a finite number/);
+    expect(errorOf(() => new EulerDiscreteScheduler({ trained_betas: [0.1, 0.2] })).message).toMatch(/trained_betas = \[0.1,0.2\] is not supported/);
+    expect(errorOf(() => new EulerDiscreteScheduler({ timestep_type: "continuous" })).message).toMatch(/timestep_type = "continuous" is not supported/);
   });
   it("a decoder folder whose parts are not folders or whose scheduler config is not an object", () => {
     const dir = mkdtempSync(join(work, "decoder-"));

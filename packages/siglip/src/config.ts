@@ -146,7 +146,10 @@ export function resolveSiglipTextConfig(json: SiglipTextConfigJson, where = "Sig
  * A checkpoint folder's config.json: a full SiglipModel config (text_config + vision_config) or
  * a vision tower's own. Checks model_type at the top ("siglip" or "siglip_vision_model").
  */
-export function resolveSiglipCheckpointConfig(json: unknown, where: string): { vision: SiglipVisionConfig; text: SiglipTextConfig | null } {
+export function resolveSiglipCheckpointConfig(
+  json: unknown,
+  where: string,
+): { vision: SiglipVisionConfig; text: SiglipTextConfig | null; unknownKeys: string[] } {
   const top = new T.ConfigReader(json, where);
   top.ignore(...T.BOOKKEEPING_KEYS, "initializer_factor", "text_config_dict", "vision_config_dict");
   checkModelType(top, ["siglip", "siglip_vision_model"]);
@@ -156,10 +159,12 @@ export function resolveSiglipCheckpointConfig(json: unknown, where: string): { v
     : top;
   const vision = readVision(visionReader);
   const textJson = (json as Record<string, unknown> | null)?.text_config;
-  const text = textJson ? readText(towerReader(textJson, where, "text_config.", top.problems, ["siglip_text_model"])) : null;
+  const textReader = textJson ? towerReader(textJson, where, "text_config.", top.problems, ["siglip_text_model"]) : null;
+  const text = textReader ? readText(textReader) : null;
   top.raw("text_config");
   if (top.problems.length) throw new SiglipConfigError(top.problems, where);
-  return { vision, text };
+  const unknownKeys = [...top.unreadKeys(), ...(visionReader !== top ? visionReader.unreadKeys() : []), ...(textReader?.unreadKeys() ?? [])];
+  return { vision, text, unknownKeys };
 }
 
 /** google/siglip-so400m-patch14-384 vision tower (its config.json): 27x27 = 729 tokens of width 1152. */

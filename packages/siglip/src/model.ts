@@ -214,6 +214,8 @@ export class SiglipVisionTransformer extends Module {
 export type FeatureLayer = "last" | number;
 
 export class SiglipVisionModel extends Module {
+  /** Keys of config.json this implementation does not use (reported, not silently dropped). */
+  unknownConfigKeys: string[] = [];
   vision_model: SiglipVisionTransformer;
   constructor(
     readonly config: SiglipVisionConfig,
@@ -244,11 +246,13 @@ export class SiglipVisionModel extends Module {
    */
   static fromPretrained(dir: string, options: ModelOptions = {}): SiglipVisionModel {
     const { json, path } = T.readConfigJson(dir, "SigLIP checkpoint");
-    const { vision } = resolveSiglipCheckpointConfig(json, path);
+    const { vision, unknownKeys } = resolveSiglipCheckpointConfig(json, path);
     // SiglipModel and transformers 4.x SiglipVisionModel checkpoints prefix the tower with
     // `vision_model.`; transformers 5 saves a SiglipVisionModel without it. Accept both; ignore the text tower.
     const weights = T.withOptionalPrefix(T.openWeights(dir), "vision_model.", ["text_model.", "logit_scale", "logit_bias"]);
-    return T.loadPretrained({ what: path, weights, options, build: (o) => new SiglipVisionModel(vision, o) });
+    const model = T.loadPretrained({ what: path, weights, options, build: (o) => new SiglipVisionModel(vision, o) });
+    model.unknownConfigKeys = unknownKeys;
+    return model;
   }
 }
 
@@ -323,6 +327,8 @@ export interface SiglipOutput {
 
 /** Both towers and the learned logit scale/bias: zero-shot classification of images against labels. */
 export class SiglipModel extends Module {
+  /** Keys of config.json this implementation does not use (reported, not silently dropped). */
+  unknownConfigKeys: string[] = [];
   text_model: SiglipTextTransformer;
   vision_model: SiglipVisionTransformer;
   logit_scale: T.nn.Parameter;
@@ -369,8 +375,10 @@ export class SiglipModel extends Module {
   /** Loads a SiglipModel checkpoint folder (config.json with text_config and vision_config), strictly. */
   static fromPretrained(dir: string, options: ModelOptions = {}): SiglipModel {
     const { json, path } = T.readConfigJson(dir, "SigLIP checkpoint");
-    const { vision, text } = resolveSiglipCheckpointConfig(json, path);
+    const { vision, text, unknownKeys } = resolveSiglipCheckpointConfig(json, path);
     if (!text) throw new SiglipConfigError(["no text_config: not a SiglipModel checkpoint (use SiglipVisionModel for a vision tower)"], path);
-    return T.loadPretrained({ what: path, weights: T.openWeights(dir), options, build: (o) => new SiglipModel(text, vision, o) });
+    const model = T.loadPretrained({ what: path, weights: T.openWeights(dir), options, build: (o) => new SiglipModel(text, vision, o) });
+    model.unknownConfigKeys = unknownKeys;
+    return model;
   }
 }

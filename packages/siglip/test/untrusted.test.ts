@@ -5,7 +5,7 @@ import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { describe, expect, it } from "vitest";
 import { errorOf } from "../../../tools/test-support/errors.js";
-import { SiglipConfigError, SiglipImageProcessor, SiglipModel, SiglipVisionModel } from "../src/index.js";
+import { resolveSiglipVisionConfig, SiglipConfigError, SiglipImageProcessor, SiglipModel, SiglipVisionModel } from "../src/index.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-siglip-untrusted-"));
 const vision = { hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, image_size: 8, patch_size: 4 };
@@ -47,6 +47,13 @@ describe("SigLIP checkpoints", () => {
     expect(errorOf(() => SiglipVisionModel.fromPretrained(dir)).message).toMatch(
       /mixes keys with and without the 'vision_model.' prefix \(1 with, e.g. 'vision_model.post_layernorm.weight'; 1 without/,
     );
+  });
+  it("reports config keys it does not use (top level and nested)", () => {
+    const dir = folder(
+      { model_type: "siglip", my_flag: 1, vision_config: { ...vision, new_vision_knob: true } },
+      Object.fromEntries(new SiglipVisionModel(resolveSiglipVisionConfig(vision)).stateDict()),
+    );
+    expect(SiglipVisionModel.fromPretrained(dir).unknownConfigKeys).toEqual(["my_flag", "vision_config.new_vision_knob"]);
   });
   it("a SiglipModel needs both towers", () => {
     expect(errorOf(() => SiglipModel.fromPretrained(folder(vision))).message).toMatch(/no text_config: not a SiglipModel checkpoint/);

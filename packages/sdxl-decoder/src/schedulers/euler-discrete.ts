@@ -27,6 +27,13 @@ export class EulerDiscreteScheduler extends TrainedSchedule implements Scheduler
     if (unsupported.length) throw new SchedulerConfigError(`EulerDiscreteScheduler: ${unsupported.join(", ")} not supported yet`);
     if (config.interpolation_type !== undefined && config.interpolation_type !== "linear")
       throw new SchedulerConfigError(`EulerDiscreteScheduler: interpolation_type '${String(config.interpolation_type)}' is not supported (linear)`);
+    for (const [key, allowed] of [
+      ["timestep_type", ["discrete"]],
+      ["sigma_min", [null]],
+      ["sigma_max", [null]],
+    ] as const)
+      if (config[key] !== undefined && !(allowed as readonly unknown[]).includes(config[key]))
+        throw new SchedulerConfigError(`EulerDiscreteScheduler: ${key} = ${JSON.stringify(config[key])} is not supported (${allowed.join(", ") || "null"})`);
     if (config.final_sigmas_type !== undefined && config.final_sigmas_type !== "zero")
       throw new SchedulerConfigError(`EulerDiscreteScheduler: final_sigmas_type '${String(config.final_sigmas_type)}' is not supported (zero)`);
     this.trainSigmas = trainingSigmas(this.alphasCumprod);

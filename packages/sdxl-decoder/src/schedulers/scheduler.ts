@@ -113,6 +113,7 @@ export function trainingSchedule(config: SchedulerConfigJson, defaultSpacing: Ti
   const betaStart = r.number("beta_start", 0.0001, { gt: 0, max: 1 });
   const betaEnd = r.number("beta_end", 0.02, { gt: 0, max: 1 });
   const betaSchedule = r.string<"linear" | "scaled_linear">("beta_schedule", "linear", ["linear", "scaled_linear"]);
+  r.expect("trained_betas", null, "explicit betas are not implemented; use beta_start, beta_end and beta_schedule");
   if (r.problems.length) throw new SchedulerConfigError(`invalid scheduler config: ${r.problems.join("; ")}`);
   return {
     numTrainTimesteps,
