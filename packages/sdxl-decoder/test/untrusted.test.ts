@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { errorOf } from "../../../tools/test-support/errors.js";
 import {
   AutoencoderKL,
+  DDIMScheduler,
   EulerDiscreteScheduler,
   resolveAutoencoderKLConfig,
   resolveUNetConfig,
@@ -96,6 +97,13 @@ describe("VAE and scheduler configs", () => {
     expect(errorOf(() => new EulerDiscreteScheduler({ beta_end: Number.NaN })).message).toMatch(/beta_end must be a finite number/);
     expect(errorOf(() => new EulerDiscreteScheduler({ trained_betas: [0.1, 0.2] })).message).toMatch(/trained_betas = \[0.1,0.2\] is not supported/);
     expect(errorOf(() => new EulerDiscreteScheduler({ timestep_type: "continuous" })).message).toMatch(/timestep_type = "continuous" is not supported/);
+  });
+  it("schedulers report config keys they do not read", () => {
+    expect(new EulerDiscreteScheduler({ beta_schedule: "scaled_linear", clip_sample: false, new_knob: 1 }).unknownConfigKeys).toEqual([
+      "clip_sample",
+      "new_knob",
+    ]);
+    expect(new DDIMScheduler({ clip_sample: false, set_alpha_to_one: false }).unknownConfigKeys).toEqual([]);
   });
   it("a decoder folder whose parts are not folders or whose scheduler config is not an object", () => {
     const dir = mkdtempSync(join(work, "decoder-"));

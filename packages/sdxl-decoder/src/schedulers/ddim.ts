@@ -27,7 +27,7 @@ export class DDIMScheduler extends TrainedSchedule implements Scheduler {
   private numInferenceSteps = 0;
 
   constructor(readonly config: SchedulerConfigJson = {}) {
-    super(config, "leading");
+    super(config, "leading", ["thresholding", "rescale_betas_zero_snr", "clip_sample", "clip_sample_range", "set_alpha_to_one"]);
     const unsupported = ["thresholding", "rescale_betas_zero_snr"].filter((k) => config[k] === true);
     if (unsupported.length) throw new SchedulerConfigError(`DDIMScheduler: ${unsupported.join(", ")} not supported yet`);
     this.alphas = this.alphasCumprod;

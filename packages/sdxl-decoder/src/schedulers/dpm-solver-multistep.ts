@@ -34,7 +34,16 @@ export class DPMSolverMultistepScheduler extends TrainedSchedule implements Sche
   private previousX0: T.Tensor | null = null;
 
   constructor(readonly config: SchedulerConfigJson = {}) {
-    super(config, "linspace");
+    super(config, "linspace", [
+      "algorithm_type",
+      "solver_order",
+      "solver_type",
+      "use_karras_sigmas",
+      "thresholding",
+      "final_sigmas_type",
+      "euler_at_final",
+      "lower_order_final",
+    ]);
     const check = (key: string, allowed: unknown[]) => {
       if (config[key] !== undefined && !allowed.includes(config[key]))
         throw new SchedulerConfigError(`DPMSolverMultistepScheduler: ${key} = ${JSON.stringify(config[key])} is not supported (${allowed.join(", ")})`);

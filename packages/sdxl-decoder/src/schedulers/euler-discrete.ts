@@ -22,7 +22,17 @@ export class EulerDiscreteScheduler extends TrainedSchedule implements Scheduler
   private stepIndex = 0;
 
   constructor(readonly config: SchedulerConfigJson = {}) {
-    super(config, "linspace");
+    super(config, "linspace", [
+      "use_karras_sigmas",
+      "use_exponential_sigmas",
+      "use_beta_sigmas",
+      "rescale_betas_zero_snr",
+      "interpolation_type",
+      "final_sigmas_type",
+      "timestep_type",
+      "sigma_min",
+      "sigma_max",
+    ]);
     const unsupported = ["use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"].filter((k) => config[k] === true);
     if (unsupported.length) throw new SchedulerConfigError(`EulerDiscreteScheduler: ${unsupported.join(", ")} not supported yet`);
     if (config.interpolation_type !== undefined && config.interpolation_type !== "linear")

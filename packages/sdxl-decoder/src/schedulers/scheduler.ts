@@ -132,6 +132,20 @@ export function trainingSigmas(alphas: readonly number[]): number[] {
   });
 }
 
+/** Keys every scheduler reads (trainingSchedule) or that carry no meaning (bookkeeping). */
+const SHARED_KEYS = [
+  "_class_name",
+  "_diffusers_version",
+  "num_train_timesteps",
+  "beta_start",
+  "beta_end",
+  "beta_schedule",
+  "prediction_type",
+  "timestep_spacing",
+  "steps_offset",
+  "trained_betas",
+];
+
 /**
  * The settings every scheduler here shares, read and validated from scheduler_config.json once
  * (each scheduler extends this, then reads its own keys).
@@ -141,10 +155,15 @@ export abstract class TrainedSchedule {
   readonly predictionType: PredictionType;
   readonly timestepSpacing: TimestepSpacing;
   readonly stepsOffset: number;
+  /** Keys of scheduler_config.json this scheduler does not read (reported, not silently dropped). */
+  readonly unknownConfigKeys: string[];
   /** ᾱ_t per training timestep (float32 values). */
   protected readonly alphasCumprod: number[];
-  protected constructor(config: SchedulerConfigJson, defaultSpacing: TimestepSpacing) {
+  /** `ownKeys`: the keys the subclass reads or checks itself. */
+  protected constructor(config: SchedulerConfigJson, defaultSpacing: TimestepSpacing, ownKeys: readonly string[]) {
     const schedule = trainingSchedule(config, defaultSpacing);
+    const known = new Set([...SHARED_KEYS, ...ownKeys]);
+    this.unknownConfigKeys = Object.keys(config ?? {}).filter((k) => !known.has(k));
     this.numTrainTimesteps = schedule.numTrainTimesteps;
     this.predictionType = schedule.predictionType;
     this.timestepSpacing = schedule.timestepSpacing;
