@@ -65,16 +65,21 @@ function load(): NativeAddon {
   // Its idle threads spin by default; on a machine shared with other work they take the cores
   // from the threads that have work (decoding ran 3-7x slower under load, and slower even alone,
   // as they competed with the kernels' own pool). Passive waiting, unless the user chose otherwise.
-  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+  // The variable is set only while the addon (and with it libgomp) loads, so child processes keep
+  // their own defaults.
+  const userPolicy = process.env.OMP_WAIT_POLICY;
+  if (userPolicy === undefined) process.env.OMP_WAIT_POLICY = "PASSIVE";
   const require = createRequire(import.meta.url);
   let addon: NativeAddon;
   try {
     addon = require(path) as NativeAddon;
   } catch (e) {
+    if (userPolicy === undefined) delete process.env.OMP_WAIT_POLICY;
     throw new Error(
       `@pisces/tensor-cuda: the addon does not load against the libtorch now installed${info?.torchVersion ? ` (it was built for torch ${info.torchVersion})` : ""}: ${(e as Error).message.split("\n")[0]}. Rebuild: ${REBUILD}`,
     );
   }
+  if (userPolicy === undefined) delete process.env.OMP_WAIT_POLICY;
   const runtime = addon.version();
   if (info?.torchVersion && info.torchVersion !== "unknown" && !info.torchVersion.startsWith(runtime))
     throw new Error(
