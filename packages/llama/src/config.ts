@@ -114,7 +114,7 @@ export function resolveLlamaConfig(json: LlamaConfigJson, where = "Llama config"
     if (highFreqFactor === lowFreqFactor) r.fail("rope_scaling: high_freq_factor must differ from low_freq_factor");
     ropeScaling = { type: "llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings };
   } else if (ropeType !== "default") r.fail(`rope type '${ropeType}' is not supported (only 'default' and 'llama3')`);
-  const ropeUnread = [...(rp?.unreadKeys() ?? []), ...(rs?.unreadKeys() ?? [])];
+  const ropeUnread = rope?.unreadKeys() ?? []; // when both blocks are given they are equal (checked above)
   if (ropeUnread.length) r.fail(`unsupported rope settings: ${ropeUnread.join(", ")}`);
 
   const eos = r.raw("eos_token_id");

@@ -53,6 +53,13 @@ describe("Llama config.json values are checked before anything is built", () => 
       expect(e.message).toContain(join(dir, "config.json"));
     });
 
+  it("rope_scaling and rope_parameters may both be given when they agree (transformers 5 writes both)", () => {
+    const rope = { rope_type: "llama3", rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const { config } = resolveLlamaConfig({ ...base, rope_parameters: rope, rope_scaling: { ...rope } });
+    expect(config.ropeScaling.type).toBe("llama3");
+    expect(config.ropeTheta).toBe(500000);
+  });
+
   it("a layer count that passes the bounds but not the weights fails after a bounded build", () => {
     const dir = mkdtempSync(join(work, "budget-"));
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...base, num_hidden_layers: 1000 }));

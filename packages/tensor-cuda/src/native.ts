@@ -74,12 +74,12 @@ function load(): NativeAddon {
   try {
     addon = require(path) as NativeAddon;
   } catch (e) {
-    if (userPolicy === undefined) delete process.env.OMP_WAIT_POLICY;
     throw new Error(
       `@pisces/tensor-cuda: the addon does not load against the libtorch now installed${info?.torchVersion ? ` (it was built for torch ${info.torchVersion})` : ""}: ${(e as Error).message.split("\n")[0]}. Rebuild: ${REBUILD}`,
     );
+  } finally {
+    if (userPolicy === undefined) delete process.env.OMP_WAIT_POLICY;
   }
-  if (userPolicy === undefined) delete process.env.OMP_WAIT_POLICY;
   const runtime = addon.version();
   if (info?.torchVersion && info.torchVersion !== "unknown" && !info.torchVersion.startsWith(runtime))
     throw new Error(

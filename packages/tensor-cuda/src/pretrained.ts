@@ -10,7 +10,7 @@ import { checkedDir, FileError } from "./files.js";
 import type { Module, StateDictSource } from "./nn/module.js";
 import { buildWithinBudget } from "./nn/module.js";
 import { StateDictError } from "./errors.js";
-import { loadSafetensors, type SafetensorsReader } from "./safetensors.js";
+import { loadSafetensors, type SafetensorsReader, WEIGHT_FILES, weightsFileIn } from "./safetensors.js";
 import type { Device } from "./tensor.js";
 
 export interface PretrainedOptions {
@@ -42,8 +42,8 @@ export function configReader(dir: string, what = "model"): ConfigReader {
 }
 
 /** Opens the first weights file of `names` that exists in `dir` (a shard index before a single file). */
-export function openWeights(dir: string, names: readonly string[] = ["model.safetensors.index.json", "model.safetensors"]): SafetensorsReader {
-  const found = names.map((n) => join(dir, n)).find((p) => existsSync(p));
+export function openWeights(dir: string, names: readonly string[] = WEIGHT_FILES): SafetensorsReader {
+  const found = weightsFileIn(dir, names);
   if (!found) throw new FileError(dir, `no weights: expected ${names.join(" or ")} (pickled .bin weights are never read)`);
   return loadSafetensors(found);
 }

@@ -2,7 +2,7 @@
 // (the same checks as the reference `safetensors` crate), and each tensor is read from disk into
 // its own storage only when asked for, so a checkpoint never needs two copies in memory.
 // Writing goes to a temporary file beside the target, fsynced, then renamed (atomic).
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type DType, DTYPE_SIZE, dtypeCode } from "./dtype.js";
 import { readJsonFile } from "./config.js";
@@ -292,31 +292,24 @@ export class SafetensorsReader {
   }
 }
 
-/** Opens a safetensors checkpoint (file, shard index or folder) for lazy, validated reading. */
-export function loadSafetensors(path: string): SafetensorsReader {
-  if (existsSync(path) && !path.endsWith(".json") && !path.endsWith(".safetensors")) {
-    try {
-      if (fstatIsDir(path)) {
-        const index = join(path, "model.safetensors.index.json");
-        if (existsSync(index)) return new SafetensorsReader(index);
-        const single = join(path, "model.safetensors");
-        if (existsSync(single)) return new SafetensorsReader(single);
-        throw new SafetensorsError("IO", "folder holds neither model.safetensors nor model.safetensors.index.json", path);
-      }
-    } catch (e) {
-      if (e instanceof SafetensorsError) throw e;
-    }
-  }
-  return new SafetensorsReader(path);
+/** The checkpoint names a model folder may hold, in the order they are looked for (shards first). */
+export const WEIGHT_FILES = ["model.safetensors.index.json", "model.safetensors"] as const;
+
+/** The first of `names` present in `dir`, or undefined. */
+export function weightsFileIn(dir: string, names: readonly string[] = WEIGHT_FILES): string | undefined {
+  return names.map((n) => join(dir, n)).find((p) => existsSync(p));
 }
 
-function fstatIsDir(path: string): boolean {
-  const fd = openSync(path, "r");
-  try {
-    return fstatSync(fd).isDirectory();
-  } finally {
-    closeSync(fd);
+/** Opens a safetensors checkpoint (file, shard index or folder) for lazy, validated reading. */
+export function loadSafetensors(path: string): SafetensorsReader {
+  // stat, not open: opening a FIFO would block
+  const named = path.endsWith(".json") || path.endsWith(".safetensors"); // a file name: a folder there is an error
+  if (!named && statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    const file = weightsFileIn(path);
+    if (!file) throw new SafetensorsError("IO", "folder holds neither model.safetensors nor model.safetensors.index.json", path);
+    return new SafetensorsReader(file);
   }
+  return new SafetensorsReader(path);
 }
 
 /**

@@ -70,6 +70,9 @@ describe("files that are not regular files", () => {
     expect(e.message).toMatch(/named pipe \(FIFO\)/);
     expect(e.message).toContain(fifo);
     expect(errorOf(() => T.readJsonFile(fifo)).message).toMatch(/named pipe/);
+    const bare = join(work, "pipe-without-extension");
+    execFileSync("mkfifo", [bare]); // the folder check must stat, not open, it
+    expect(errorOf(() => T.loadSafetensors(bare)).message).toMatch(/named pipe \(FIFO\)/);
   });
   it("a folder where a file is expected names the path", () => {
     const dir = join(work, "not-a-file.safetensors");
