@@ -11,7 +11,7 @@ $PY $ref/llama_reference.py packages/llama/test/fixtures/generated
 $PY $ref/smollm2_gguf_reference.py packages/llama/test/fixtures/generated
 for s in scheduler unet vae decoder; do $PY $ref/${s}_reference.py packages/sdxl-decoder/test/fixtures/generated; done
 touch packages/sdxl-decoder/test/fixtures/generated/complete
-$PY $ref/pisces_reference.py packages/model/test/fixtures/generated
+$PY $ref/pisces_reference.py tools/reference/out/pisces
 $PY $ref/vision_reference.py tools/reference/out/vision
 $PY $ref/siglip_text_reference.py tools/reference/out/vision/siglip_text tools/reference/out/vision/images/astronaut.png
 echo "reference fixtures regenerated"

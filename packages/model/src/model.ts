@@ -316,9 +316,8 @@ export class PiscesForConditionalGeneration extends Module {
   /** Prompt vectors (B, T, C) for text generation after images: token embeddings with the SigLIP vectors spliced in. */
   promptEmbeddings(input: Pick<ForwardInput, "inputIds" | "understandingMask" | "understandingPixelValues" | "understandingFeatures">): Tensor {
     return T.noGrad(() =>
-      this.embed(
-        { ...input, attentionMask: T.onesLike(input.inputIds), labels: input.inputIds, generationMask: T.zerosLike(input.inputIds) } as ForwardInput,
-        null,
+      T.scope(() =>
+        this.embed({ ...input, attentionMask: input.inputIds, labels: input.inputIds, generationMask: T.zerosLike(input.inputIds) } as ForwardInput, null),
       ),
     );
   }

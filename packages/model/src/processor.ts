@@ -146,7 +146,12 @@ export class PiscesProcessor {
 
   /** [BOS] [IMG] <n> [/IMG] <captioning prompt>: the prompt a caption follows. */
   captioningPrompt(): { inputIds: number[]; understanding: number[] } {
-    const ids = this.encode(IMAGE_START_TOKEN + IMAGE_END_TOKEN + this.config.captioningPrompt, true);
+    return this.imagePrompt(this.config.captioningPrompt);
+  }
+
+  /** [BOS] [IMG] <n> [/IMG] <text>, without a chat template (the paper's captioning layout with any text). */
+  imagePrompt(text: string): { inputIds: number[]; understanding: number[] } {
+    const ids = this.encode(IMAGE_START_TOKEN + IMAGE_END_TOKEN + this.checkText(text, 0), true);
     const e = this.expandImages(ids, ids.map(() => -100));
     return { inputIds: e.ids, understanding: e.mask };
   }
@@ -246,36 +251,48 @@ export class PiscesProcessor {
         };
         break;
       }
-      case "chat": {
-        const c = this.chatPrompt(record.messages);
-        const fromParts: ImageInput[] = [];
-        let unnamed = 0;
-        for (const m of record.messages)
-          if (typeof m.content !== "string")
-            for (const p of m.content)
-              if (p.type === "image") {
-                if (p.image !== undefined) fromParts.push(p.image);
-                else fromParts.push(record.images?.[unnamed++] as ImageInput);
-              }
-        const given = record.images?.length ?? 0;
-        if (fromParts.some((x) => x === undefined) || unnamed !== given)
-          throw new PiscesProcessorError(`${where}: the messages place ${c.images} image(s) but ${given} were given in \`images\` (and ${c.images - unnamed} in parts)`);
-        out = {
-          inputIds: c.inputIds,
-          labels: c.labels,
-          understanding: c.understanding,
-          generation: new Array(c.inputIds.length).fill(0),
-          understandingImages: fromParts,
-          generationImages: [],
-        };
+      case "chat":
+        out = this.encodeChat(record.messages, record.images, { where });
         break;
-      }
       default:
         throw new PiscesProcessorError(`${where}: unknown task ${JSON.stringify((record as { task?: unknown }).task)} (captioning, generation, chat)`);
     }
     if (out.inputIds.length > maxLength)
       throw new PiscesProcessorError(`${where} is ${out.inputIds.length} tokens long, more than the LLM's ${maxLength} positions: shorten the caption or conversation`);
     return out;
+  }
+
+  /**
+   * A chat's ids, labels and images: image parts take their image from the part or, in order,
+   * from `images`. With `addGenerationPrompt` the assistant's turn is opened (inference).
+   */
+  encodeChat(
+    messages: readonly PiscesMessage[],
+    images: readonly ImageInput[] | undefined,
+    options: { addGenerationPrompt?: boolean; where?: string } = {},
+  ): EncodedRecord {
+    const where = options.where ?? "the chat";
+    const c = this.chatPrompt(messages, options);
+    const placed: ImageInput[] = [];
+    let unnamed = 0;
+    for (const m of messages)
+      if (typeof m.content !== "string")
+        for (const p of m.content)
+          if (p.type === "image") {
+            if (p.image !== undefined) placed.push(p.image);
+            else placed.push(images?.[unnamed++] as ImageInput);
+          }
+    const given = images?.length ?? 0;
+    if (placed.some((x) => x === undefined) || unnamed !== given)
+      throw new PiscesProcessorError(`${where}: the messages place ${c.images} image(s) but ${given} were given in \`images\` (and ${c.images - unnamed} in parts)`);
+    return {
+      inputIds: c.inputIds,
+      labels: c.labels,
+      understanding: c.understanding,
+      generation: new Array(c.inputIds.length).fill(0),
+      understandingImages: placed,
+      generationImages: [],
+    };
   }
 
   /** Records -> a padded batch with pixel values for both encoders. */
