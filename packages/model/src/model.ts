@@ -210,8 +210,9 @@ export class PiscesForConditionalGeneration extends Module {
       const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
       const logits = this.language_model.lm_head.forward(h);
       const labelled = T.scope(() => input.labels.slice(1, 1).ne(-100).any().item()) === 1;
-      const textLoss = labelled ? causalLmLoss(logits, input.labels) : logits.sum().mul(0);
-      let imageLoss = h.sum().mul(0);
+      const zero = () => T.zeros([], { dtype: "float32", device: h.device });
+      const textLoss = labelled ? causalLmLoss(logits, input.labels) : zero();
+      let imageLoss = zero();
       let imageCosineLoss = imageLoss;
       let imageEmbeddings: Tensor | null = null;
       const gen = places(input.generationMask, "generationMask", B, Tn);
