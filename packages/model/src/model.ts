@@ -177,7 +177,10 @@ export class PiscesForConditionalGeneration extends Module {
             `the batch marks ${und.length} understanding places, but ${features.size(0)} image(s) x ${features.size(1)} vectors = ${features.size(0) * features.size(1)} were given`,
           );
         const u = this.understanding_projector.forward(features.to(e.dtype)).reshape([-1, C]);
-        e = e.reshape([B * Tn, C]).indexPut([T.tensor(und, { dtype: "int64", device: e.device })], u).reshape([B, Tn, C]);
+        e = e
+          .reshape([B * Tn, C])
+          .indexPut([T.tensor(und, { dtype: "int64", device: e.device })], u)
+          .reshape([B, Tn, C]);
       } else if (input.understandingPixelValues?.size(0) || input.understandingFeatures?.size(0))
         throw new PiscesError("understanding images were given but the batch marks no place for them");
       const gen = places(input.generationMask, "generationMask", B, Tn);
@@ -191,7 +194,10 @@ export class PiscesForConditionalGeneration extends Module {
         const std = this.config.generationInputNoiseStd;
         if (this.training && std > 0) x = x.add(T.randn(x.shape, { dtype: x.dtype, device: x.device, generator: input.noiseGenerator }).mul(std)); // noisy teacher forcing
         const g = this.generation_projector.forward(x).reshape([-1, C]);
-        e = e.reshape([B * Tn, C]).indexPut([T.tensor(gen, { dtype: "int64", device: e.device })], g).reshape([B, Tn, C]);
+        e = e
+          .reshape([B * Tn, C])
+          .indexPut([T.tensor(gen, { dtype: "int64", device: e.device })], g)
+          .reshape([B, Tn, C]);
       }
       return e;
     });
@@ -227,7 +233,10 @@ export class PiscesForConditionalGeneration extends Module {
         const pred = this.generation_head.forward(h.reshape([B * Tn, C]).indexSelect(0, predicting)).to("float32"); // (M, D)
         const tgt = targets.reshape([-1, D]);
         imageLoss = T.mseLoss(pred, tgt);
-        const cos = pred.mul(tgt).sum(-1).div(pred.norm(2, -1).clamp(1e-8).mul(tgt.norm(2, -1).clamp(1e-8)));
+        const cos = pred
+          .mul(tgt)
+          .sum(-1)
+          .div(pred.norm(2, -1).clamp(1e-8).mul(tgt.norm(2, -1).clamp(1e-8)));
         imageCosineLoss = cos.mean().neg().add(1);
         imageEmbeddings = pred.reshape([targets.size(0), targets.size(1), D]);
       }
@@ -262,8 +271,18 @@ export class PiscesForConditionalGeneration extends Module {
     const cache = new StaticCache(this.config.textConfig, B, L + m - 1, { dtype, device });
     try {
       const padded = rows.some((r) => r.length < L);
-      let mask = owned.hold(T.tensor(rows.map((r) => [...new Array(L - r.length).fill(0), ...r.map(() => 1)]), { dtype: "int64", device }));
-      const ids = owned.hold(T.tensor(rows.map((r) => [...new Array(L - r.length).fill(processor.imageStartTokenId), ...r]), { dtype: "int64", device }));
+      let mask = owned.hold(
+        T.tensor(
+          rows.map((r) => [...new Array(L - r.length).fill(0), ...r.map(() => 1)]),
+          { dtype: "int64", device },
+        ),
+      );
+      const ids = owned.hold(
+        T.tensor(
+          rows.map((r) => [...new Array(L - r.length).fill(processor.imageStartTokenId), ...r]),
+          { dtype: "int64", device },
+        ),
+      );
       let positions = owned.hold(T.scope(() => mask.cumsum(1).sub(1).maskedFill(mask.eq(0), 1)));
       const vectors: Tensor[] = [];
       let input = owned.hold(T.noGrad(() => this.language_model.getInputEmbeddings().forward(ids)));
@@ -372,9 +391,14 @@ export class PiscesForConditionalGeneration extends Module {
     try {
       let genClip: GenClipEncoder;
       try {
-        genClip = GenClipEncoder.fromPretrained(join(dir, "gen_clip"), { ...load, kernel: config.generationPoolKernel, featureLayer: config.generationFeatureLayer });
+        genClip = GenClipEncoder.fromPretrained(join(dir, "gen_clip"), {
+          ...load,
+          kernel: config.generationPoolKernel,
+          featureLayer: config.generationFeatureLayer,
+        });
       } catch (e) {
-        if (e instanceof RangeError) throw new PiscesConfigError([`generation_pool_kernel = ${config.generationPoolKernel}: ${e.message} (gen_clip/config.json)`], path);
+        if (e instanceof RangeError)
+          throw new PiscesConfigError([`generation_pool_kernel = ${config.generationPoolKernel}: ${e.message} (gen_clip/config.json)`], path);
         throw e;
       }
       owned.push(genClip.clip);
@@ -401,8 +425,10 @@ export class PiscesForConditionalGeneration extends Module {
    * in its own subfolder. Atomic: written aside, fsynced, then renamed into place.
    */
   savePretrained(dir: string): void {
-    if (!this.folderFiles.has("config.json")) throw new PiscesError("savePretrained: this model has no folder files (config.json, tokenizer); load it with fromPretrained");
-    if (this.decoder === null) throw new PiscesError("savePretrained: the model was loaded without its decoder; load it with the decoder to write a whole folder");
+    if (!this.folderFiles.has("config.json"))
+      throw new PiscesError("savePretrained: this model has no folder files (config.json, tokenizer); load it with fromPretrained");
+    if (this.decoder === null)
+      throw new PiscesError("savePretrained: the model was loaded without its decoder; load it with the decoder to write a whole folder");
     const target = dir.replace(/\/+$/, "");
     T.removeStaleTemporaries(target);
     const tmp = temporaryDirFor(target);
@@ -467,7 +493,9 @@ function checkWidths(
   if (decoder) {
     const unet = decoder.unet.config;
     if (unet.crossAttentionDim !== Dg)
-      problems.push(`decoder/unet/config.json cross_attention_dim is ${unet.crossAttentionDim} but the gen-CLIP width (gen_clip/config.json hidden_size) is ${Dg}`);
+      problems.push(
+        `decoder/unet/config.json cross_attention_dim is ${unet.crossAttentionDim} but the gen-CLIP width (gen_clip/config.json hidden_size) is ${Dg}`,
+      );
     if (unet.textTime) {
       const pooled = unet.textTime.inputDim - 6 * unet.textTime.timeEmbedDim;
       if (pooled !== Dg)
@@ -490,7 +518,10 @@ function withTiedLmHead(source: T.SafetensorsReader, tied: boolean): T.nn.StateD
   const keys = source.keys();
   if (!tied || keys.includes(head)) return source;
   const from = (k: string) => (k === head ? embed : k);
-  return Object.assign({ keys: () => [...keys, head], get: (k: string) => source.get(from(k)), shapeOf: (k: string) => source.shapeOf(from(k)) }, { path: source.path });
+  return Object.assign(
+    { keys: () => [...keys, head], get: (k: string) => source.get(from(k)), shapeOf: (k: string) => source.shapeOf(from(k)) },
+    { path: source.path },
+  );
 }
 
 function contiguous(tensors: Map<string, Tensor>): Map<string, Tensor> {
@@ -509,7 +540,8 @@ function readFolderFiles(dir: string): FolderFiles {
       if (s.isDirectory()) {
         if (depth < 3) walk(p, depth + 1);
       } else if (s.isFile() && !WEIGHT_FILE.test(rel) && !rel.endsWith(".safetensors")) {
-        if (s.size > 64 * 1024 * 1024) throw new PiscesError(`${p} is larger than 64 MiB; a Pisces folder holds only configs and tokenizer files besides weights`);
+        if (s.size > 64 * 1024 * 1024)
+          throw new PiscesError(`${p} is larger than 64 MiB; a Pisces folder holds only configs and tokenizer files besides weights`);
         if (files.size >= 512) throw new PiscesError(`${dir} holds more than 512 files besides weights`);
         files.set(rel, readFileSync(p));
       }

@@ -152,7 +152,10 @@ export class PiscesProcessor {
   /** [BOS] [IMG] <n> [/IMG] <text>, without a chat template (the paper's captioning layout with any text). */
   imagePrompt(text: string): { inputIds: number[]; understanding: number[] } {
     const ids = this.encode(IMAGE_START_TOKEN + IMAGE_END_TOKEN + this.checkText(text, 0), true);
-    const e = this.expandImages(ids, ids.map(() => -100));
+    const e = this.expandImages(
+      ids,
+      ids.map(() => -100),
+    );
     return { inputIds: e.ids, understanding: e.mask };
   }
 
@@ -168,7 +171,10 @@ export class PiscesProcessor {
    * A chat rendered with the LLM's template; image parts become [IMG] <n> [/IMG]. With
    * `addGenerationPrompt` the assistant's turn is opened (inference). Labels cover the assistant turns.
    */
-  chatPrompt(messages: readonly PiscesMessage[], options: { addGenerationPrompt?: boolean } = {}): { inputIds: number[]; labels: number[]; understanding: number[]; images: number } {
+  chatPrompt(
+    messages: readonly PiscesMessage[],
+    options: { addGenerationPrompt?: boolean } = {},
+  ): { inputIds: number[]; labels: number[]; understanding: number[]; images: number } {
     if (!Array.isArray(messages) || messages.length === 0) throw new PiscesProcessorError("a chat needs at least one message");
     const flat = messages.map((m, i) => {
       if (!m || typeof m.role !== "string") throw new PiscesProcessorError(`message ${i} has no role`);
@@ -258,7 +264,9 @@ export class PiscesProcessor {
         throw new PiscesProcessorError(`${where}: unknown task ${JSON.stringify((record as { task?: unknown }).task)} (captioning, generation, chat)`);
     }
     if (out.inputIds.length > maxLength)
-      throw new PiscesProcessorError(`${where} is ${out.inputIds.length} tokens long, more than the LLM's ${maxLength} positions: shorten the caption or conversation`);
+      throw new PiscesProcessorError(
+        `${where} is ${out.inputIds.length} tokens long, more than the LLM's ${maxLength} positions: shorten the caption or conversation`,
+      );
     return out;
   }
 
@@ -284,7 +292,9 @@ export class PiscesProcessor {
           }
     const given = images?.length ?? 0;
     if (placed.some((x) => x === undefined) || unnamed !== given)
-      throw new PiscesProcessorError(`${where}: the messages place ${c.images} image(s) but ${given} were given in \`images\` (and ${c.images - unnamed} in parts)`);
+      throw new PiscesProcessorError(
+        `${where}: the messages place ${c.images} image(s) but ${given} were given in \`images\` (and ${c.images - unnamed} in parts)`,
+      );
     return {
       inputIds: c.inputIds,
       labels: c.labels,
@@ -311,7 +321,10 @@ export class PiscesProcessor {
   }
 
   /** Pads encoded records into (B, T) tensors (left or right) without touching images. */
-  pad(encoded: readonly EncodedRecord[], options: { padding?: "left" | "right"; device?: T.Device } = {}): Omit<PiscesBatch, "understandingPixelValues" | "generationPixelValues"> {
+  pad(
+    encoded: readonly EncodedRecord[],
+    options: { padding?: "left" | "right"; device?: T.Device } = {},
+  ): Omit<PiscesBatch, "understandingPixelValues" | "generationPixelValues"> {
     const L = Math.max(...encoded.map((e) => e.inputIds.length));
     const left = options.padding === "left";
     const pad = (row: readonly number[], value: number) => {
@@ -322,7 +335,14 @@ export class PiscesProcessor {
     const t = (rows: number[][]) => T.tensor(rows, { dtype: "int64", device });
     return {
       inputIds: t(encoded.map((e) => pad(e.inputIds, this.imageStartTokenId))),
-      attentionMask: t(encoded.map((e) => pad(e.inputIds.map(() => 1), 0))),
+      attentionMask: t(
+        encoded.map((e) =>
+          pad(
+            e.inputIds.map(() => 1),
+            0,
+          ),
+        ),
+      ),
       labels: t(encoded.map((e) => pad(e.labels, -100))),
       understandingMask: t(encoded.map((e) => pad(e.understanding, 0))),
       generationMask: t(encoded.map((e) => pad(e.generation, 0))),

@@ -1,6 +1,10 @@
 // Test helpers: the PyTorch reference of Pisces (tools/reference/pisces_reference.py), made once per checkout.
 import * as T from "@pisces/tensor-cuda";
-export { PISCES_CONFIGS as CONFIGS, piscesReference as referenceDir, piscesReferenceScript as referenceScript } from "../../../tools/test-support/pisces-fixtures.js";
+export {
+  PISCES_CONFIGS as CONFIGS,
+  piscesReference as referenceDir,
+  piscesReferenceScript as referenceScript,
+} from "../../../tools/test-support/pisces-fixtures.js";
 
 export const python = process.env.PYTHON ?? "python3";
 

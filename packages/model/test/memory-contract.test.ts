@@ -39,7 +39,12 @@ describe("memory contract", () => {
   it("textSteps run to the end or stopped early", async () => {
     const p = model.processor!.captioningPrompt();
     const pixels = (await model.processor!.siglipProcessor.preprocess(join(dir, "image0.png"))).pixelValues;
-    const input = { inputIds: T.tensor([p.inputIds]), attentionMask: T.ones([1, p.inputIds.length], { dtype: "int64" }), understandingMask: T.tensor([p.understanding]), understandingPixelValues: pixels };
+    const input = {
+      inputIds: T.tensor([p.inputIds]),
+      attentionMask: T.ones([1, p.inputIds.length], { dtype: "int64" }),
+      understandingMask: T.tensor([p.understanding]),
+      understandingPixelValues: pixels,
+    };
     await expectMemoryContract(T, expect, () => [...model.textSteps(input, { maxNewTokens: 3, eosTokenId: null })].length, 200);
     await expectMemoryContract(
       T,

@@ -11,7 +11,14 @@ afterAll(() => model.dispose());
 const records: PiscesRecord[] = [
   { task: "captioning", image: join(dir, "image0.png"), caption: "a red circle" },
   { task: "generation", image: join(dir, "image1.png"), caption: "a blue square to the left of a green triangle" },
-  { task: "chat", messages: [{ role: "user", content: [{ type: "image" }, { type: "text", text: "What colour is the circle?" }] }, { role: "assistant", content: "red" }], images: [join(dir, "image2.png")] },
+  {
+    task: "chat",
+    messages: [
+      { role: "user", content: [{ type: "image" }, { type: "text", text: "What colour is the circle?" }] },
+      { role: "assistant", content: "red" },
+    ],
+    images: [join(dir, "image2.png")],
+  },
 ];
 const loss = (o: { textLoss: T.Tensor; imageLoss: T.Tensor }) => [o.textLoss.item(), o.imageLoss.item()];
 
@@ -38,7 +45,9 @@ describe("PiscesForConditionalGeneration", () => {
     const targets = model.generationTargets(batch.generationPixelValues!);
     const [a, b] = T.noGrad(() => [
       loss(model.forward(batch)),
-      loss(model.forward({ ...batch, understandingPixelValues: null, generationPixelValues: null, understandingFeatures: features, generationTargets: targets })),
+      loss(
+        model.forward({ ...batch, understandingPixelValues: null, generationPixelValues: null, understandingFeatures: features, generationTargets: targets }),
+      ),
     ]);
     expect(b).toEqual(a);
     expect(targets.shape).toEqual([1, model.numGenerationVectors, 16]);

@@ -11,7 +11,13 @@ import { PiscesForConditionalGeneration, type PiscesRecord } from "../src/index.
 import { CONFIGS, maxAbsDiff, maxRelDiff, python, referenceDir, referenceScript } from "./helpers.js";
 
 const BATCH_KEYS = ["inputIds", "labels", "attentionMask", "understandingMask", "generationMask"] as const;
-const PY_KEYS = { inputIds: "input_ids", labels: "labels", attentionMask: "attention_mask", understandingMask: "understanding_mask", generationMask: "generation_mask" };
+const PY_KEYS = {
+  inputIds: "input_ids",
+  labels: "labels",
+  attentionMask: "attention_mask",
+  understandingMask: "understanding_mask",
+  generationMask: "generation_mask",
+};
 
 describe.each(CONFIGS)("Pisces %s against the PyTorch reference", (name) => {
   let dir: string;
@@ -91,7 +97,14 @@ describe.each(CONFIGS)("Pisces %s against the PyTorch reference", (name) => {
   it("a 4-step guided decode of the vectors equals diffusers (1e-3, latents and pixels)", async () => {
     const cond = ref.get("vectors_cond");
     const uncond = ref.get("vectors_uncond").unsqueeze(0).expand(cond.shape).contiguous();
-    const loop = model.decoder!.decodeSteps(cond, { uncond, guidanceScale: info.guidance, steps: info.steps, height: info.height, width: info.width, latents: ref.get("init_latents") });
+    const loop = model.decoder!.decodeSteps(cond, {
+      uncond,
+      guidanceScale: info.guidance,
+      steps: info.steps,
+      height: info.height,
+      width: info.width,
+      latents: ref.get("init_latents"),
+    });
     let r = await loop.next();
     while (!r.done) r = await loop.next();
     expect(maxAbsDiff(r.value.latents, ref.get("final_latents"))).toBeLessThanOrEqual(1e-3);
@@ -108,14 +121,22 @@ describe.each(CONFIGS)("Pisces %s against the PyTorch reference", (name) => {
         const a = model.stateDict();
         const b = again.stateDict();
         expect([...b.keys()]).toEqual([...a.keys()]);
-        for (const [k, t] of a) expect(T.scope(() => t.equal(b.get(k)!)), k).toBe(true);
+        for (const [k, t] of a)
+          expect(
+            T.scope(() => t.equal(b.get(k)!)),
+            k,
+          ).toBe(true);
         for (const [x, y] of [
           [model.siglip, again.siglip],
           [model.genClip.clip, again.genClip.clip],
           [model.decoder!.unet, again.decoder!.unet],
           [model.decoder!.vae, again.decoder!.vae],
         ] as const)
-          for (const [k, t] of x.stateDict()) expect(T.scope(() => t.equal(y.stateDict().get(k)!)), k).toBe(true);
+          for (const [k, t] of x.stateDict())
+            expect(
+              T.scope(() => t.equal(y.stateDict().get(k)!)),
+              k,
+            ).toBe(true);
         const batch = await again.processor!.call(info.records);
         const loss = T.noGrad(() => again.forward(batch).loss.item());
         expect(Math.abs(loss - ref.get("loss").item())).toBeLessThanOrEqual(1e-4);

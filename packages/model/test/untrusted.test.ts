@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PiscesConfigError, PiscesForConditionalGeneration, PiscesProcessorError, resolvePiscesConfig } from "../src/index.js";
+import { PiscesConfigError, PiscesForConditionalGeneration, resolvePiscesConfig } from "../src/index.js";
 import { referenceDir } from "./helpers.js";
 
 let source: string;
@@ -51,7 +51,9 @@ describe("a Pisces folder that does not fit", () => {
       rmSync(join(d, "decoder"), { recursive: true });
       cpSync(join(referenceDir("untied_k4"), "model", "decoder"), join(d, "decoder"), { recursive: true });
     });
-    expect(() => PiscesForConditionalGeneration.fromPretrained(clip)).toThrow(/cross_attention_dim is 24 but the gen-CLIP width \(gen_clip\/config.json hidden_size\) is 16/);
+    expect(() => PiscesForConditionalGeneration.fromPretrained(clip)).toThrow(
+      /cross_attention_dim is 24 but the gen-CLIP width \(gen_clip\/config.json hidden_size\) is 16/,
+    );
     expect(() => PiscesForConditionalGeneration.fromPretrained(clip)).toThrow(/leaves 24 values for the pooled vector/);
     const siglip = variant("siglip-width", (d) => {
       const m = PiscesForConditionalGeneration.fromPretrained(source, { decoder: false });
@@ -61,7 +63,9 @@ describe("a Pisces folder that does not fit", () => {
       T.saveSafetensors(join(d, "model.safetensors"), state);
       m.dispose();
     });
-    expect(() => PiscesForConditionalGeneration.fromPretrained(siglip)).toThrow(/understanding_projector.linear_1.weight has input width 20 but siglip\/config.json hidden_size is 24/);
+    expect(() => PiscesForConditionalGeneration.fromPretrained(siglip)).toThrow(
+      /understanding_projector.linear_1.weight has input width 20 but siglip\/config.json hidden_size is 24/,
+    );
   });
 
   it("config.json problems are reported together, naming keys", () => {
@@ -90,7 +94,9 @@ describe("a Pisces folder that does not fit", () => {
         j.image_start_token_id = 3;
       }),
     );
-    expect(() => PiscesForConditionalGeneration.fromPretrained(dir)).toThrow(/the tokenizer maps \[IMG\] \/ \[\/IMG\] to .* but config.json says image_start_token_id 3/);
+    expect(() => PiscesForConditionalGeneration.fromPretrained(dir)).toThrow(
+      /the tokenizer maps \[IMG\] \/ \[\/IMG\] to .* but config.json says image_start_token_id 3/,
+    );
   });
 });
 
@@ -103,7 +109,9 @@ describe("bad batches", () => {
     await expect(p.call([{ task: "captioning", caption: "x" } as never])).rejects.toThrow(/record 0: a captioning record needs an image/);
     await expect(p.call([{ task: "painting" } as never])).rejects.toThrow(/record 0: unknown task "painting"/);
     await expect(p.call([{ task: "generation", caption: "a [/IMG] b" }])).rejects.toThrow(/must not contain/);
-    await expect(p.call([{ task: "generation", caption: "word ".repeat(300) }])).rejects.toThrow(/record 0 is \d+ tokens long, more than the LLM's 256 positions/);
+    await expect(p.call([{ task: "generation", caption: "word ".repeat(300) }])).rejects.toThrow(
+      /record 0 is \d+ tokens long, more than the LLM's 256 positions/,
+    );
     await expect(p.call([{ task: "captioning", image: join(work, "missing.png"), caption: "x" }])).rejects.toThrow(/record 0: .*missing.png/);
     writeFileSync(join(work, "corrupt.png"), "not an image at all");
     await expect(p.call([{ task: "generation", image: join(work, "corrupt.png"), caption: "x" }])).rejects.toThrow(/record 0: /);
@@ -112,7 +120,9 @@ describe("bad batches", () => {
   it("placeholder counts that do not match the images", async () => {
     const batch = await model.processor!.call([{ task: "captioning", image: image(), caption: "a red circle" }]);
     const twoImages = T.cat([batch.understandingPixelValues!, batch.understandingPixelValues!], 0);
-    expect(() => model.forward({ ...batch, understandingPixelValues: twoImages })).toThrow(/marks 16 understanding places, but 2 image\(s\) x 16 vectors = 32 were given/);
+    expect(() => model.forward({ ...batch, understandingPixelValues: twoImages })).toThrow(
+      /marks 16 understanding places, but 2 image\(s\) x 16 vectors = 32 were given/,
+    );
     expect(() => model.forward({ ...batch, understandingPixelValues: null })).toThrow(/marks 16 understanding places but gives no understanding pixel values/);
     const gen = await model.processor!.call([{ task: "generation", caption: "a red circle" }]); // no target image
     expect(() => model.forward(gen)).toThrow(/marks 16 generation places but gives no generation pixel values or targets/);

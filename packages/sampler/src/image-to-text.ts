@@ -25,7 +25,7 @@ export interface ImageToTextOptions extends SamplingOptions {
 }
 
 export type ImageToTextEvent =
-  | { stage: "text"; /** new text per row (may be empty while a character is incomplete) */ text: string[]; tokens: number[]; finished: boolean[] }
+  | { stage: "text" /** new text per row (may be empty while a character is incomplete) */; text: string[]; tokens: number[]; finished: boolean[] }
   | { stage: "done"; texts: string[]; tokens: number[][] };
 
 /** Captions, answers or chat replies for images, streamed. */

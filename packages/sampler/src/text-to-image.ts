@@ -36,7 +36,7 @@ export interface TextToImageOptions {
 
 export type TextToImageEvent =
   | { stage: "vectors"; i: number; of: number }
-  | { stage: "denoise"; step: number; of: number; /** images of this chunk, [first, last) */ images: [number, number]; preview?: Buffer[] }
+  | { stage: "denoise"; step: number; of: number /** images of this chunk, [first, last) */; images: [number, number]; preview?: Buffer[] }
   | { stage: "done"; images: Buffer[]; seeds: number[] };
 
 function positiveInt(value: unknown, what: string): number {
@@ -45,22 +45,30 @@ function positiveInt(value: unknown, what: string): number {
 }
 
 /** The training noise schedule every scheduler shares (diffusers' scheduler_config.json keys). */
-const SHARED_SCHEDULER_KEYS = ["num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "timestep_spacing", "steps_offset"] as const;
+const SHARED_SCHEDULER_KEYS = [
+  "num_train_timesteps",
+  "beta_start",
+  "beta_end",
+  "beta_schedule",
+  "prediction_type",
+  "timestep_spacing",
+  "steps_offset",
+] as const;
 
 function makeScheduler(model: PiscesForConditionalGeneration, choice: SchedulerName | Scheduler | undefined): Scheduler | undefined {
   if (choice === undefined || typeof choice === "object") return choice;
   const raw = model.folderFiles.get("decoder/scheduler/scheduler_config.json");
   const folder = (raw ? JSON.parse(raw.toString("utf8")) : {}) as SchedulerConfigJson;
   // the training schedule is the folder's; the algorithm's own settings take their defaults
-  const json: SchedulerConfigJson = {};
+  const json: Record<string, unknown> = {};
   for (const key of SHARED_SCHEDULER_KEYS) if (folder[key] !== undefined) json[key] = folder[key];
   switch (choice) {
     case "euler":
-      return EulerDiscreteScheduler.fromConfig({ ...json, _class_name: "EulerDiscreteScheduler" });
+      return EulerDiscreteScheduler.fromConfig({ ...json, _class_name: "EulerDiscreteScheduler" } as SchedulerConfigJson);
     case "ddim":
-      return DDIMScheduler.fromConfig({ ...json, _class_name: "DDIMScheduler" });
+      return DDIMScheduler.fromConfig({ ...json, _class_name: "DDIMScheduler" } as SchedulerConfigJson);
     case "dpm":
-      return DPMSolverMultistepScheduler.fromConfig({ ...json, _class_name: "DPMSolverMultistepScheduler" });
+      return DPMSolverMultistepScheduler.fromConfig({ ...json, _class_name: "DPMSolverMultistepScheduler" } as SchedulerConfigJson);
     default:
       throw new SamplerError(`scheduler must be "euler", "ddim" or "dpm", got ${JSON.stringify(choice)}`);
   }

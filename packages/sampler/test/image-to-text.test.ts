@@ -31,7 +31,9 @@ describe("imageToText", () => {
   });
 
   it("batches images with left padding: each row equals the image alone", async () => {
-    const alone = await Promise.all(images.slice(0, 3).map((image) => describeImages(model, { images: image, prompt: "What colour is the circle?", maxNewTokens: 6 })));
+    const alone = await Promise.all(
+      images.slice(0, 3).map((image) => describeImages(model, { images: image, prompt: "What colour is the circle?", maxNewTokens: 6 })),
+    );
     const batched = await describeImages(model, { images: images.slice(0, 3), prompt: "What colour is the circle?", maxNewTokens: 6 });
     expect(batched).toEqual(alone.map((x) => x[0]));
   });

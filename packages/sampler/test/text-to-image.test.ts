@@ -69,7 +69,8 @@ describe("textToImage", () => {
   });
 
   it("other schedulers by name, and previews", async () => {
-    for (const scheduler of ["ddim", "dpm"] as const) expect((await generateImages(model, { ...base, prompts: "a circle", seed: 1, scheduler })).length).toBe(1);
+    for (const scheduler of ["ddim", "dpm"] as const)
+      expect((await generateImages(model, { ...base, prompts: "a circle", seed: 1, scheduler })).length).toBe(1);
     const events = await collect(textToImage(model, { ...base, steps: 3, prompts: "a circle", seed: 1, previewEvery: 1 }));
     const previews = events.filter((e) => e.stage === "denoise" && e.preview);
     expect(previews.length).toBe(2); // not on the last step: the final image follows
