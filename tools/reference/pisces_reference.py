@@ -423,9 +423,34 @@ def check(folder, ref_dir):
     sys.exit(0 if worst < 1e-5 else 1)
 
 
+def train_steps(ref_dir, out_path, steps=2, lr=1e-3, weight_decay=0.01, max_grad_norm=1.0):
+    """The reference loop of @pisces/trainer: AdamW (torch.optim), gradient clipping, the stored batch each step."""
+    model = load_pisces(os.path.join(ref_dir, "model"))
+    ref = load_file(os.path.join(ref_dir, "reference.safetensors"))
+    keys = ["input_ids", "labels", "attention_mask", "understanding_mask", "generation_mask", "understanding_pixel_values", "generation_pixel_values"]
+    batch = {k: ref[k] for k in keys}
+    params = [p for p in model.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999), eps=1e-8)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        r = model(batch)
+        r["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        opt.step()
+        losses.append(float(r["loss"]))
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state.pop("language_model.lm_head.weight", None)
+    save_file(state, out_path)
+    json.dump({"losses": losses}, open(out_path + ".json", "w"))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "train_steps":
+        train_steps(sys.argv[2], sys.argv[3])
     else:
         out = sys.argv[1]
         for name, spec in CONFIGS.items():

@@ -57,6 +57,43 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   protected abstract update(param: Parameter, grad: Tensor, state: Record<string, Tensor | number>, options: H): void;
 
+  /**
+   * The per-parameter state for a checkpoint, keyed as `state.<i>.<name>` with i the parameter's
+   * index across groups (PyTorch's numbering); numbers (e.g. `step`) go in `scalars`. The tensors are
+   * the optimizer's own, not copies. Hyper-parameters (lr...) are the caller's to save.
+   */
+  stateDict(): { tensors: Map<string, Tensor>; scalars: Record<string, number> } {
+    const tensors = new Map<string, Tensor>();
+    const scalars: Record<string, number> = {};
+    let i = 0;
+    for (const group of this.paramGroups)
+      for (const p of group.params) {
+        const st = this.state.get(p);
+        if (st) for (const [k, v] of Object.entries(st)) typeof v === "number" ? (scalars[`state.${i}.${k}`] = v) : tensors.set(`state.${i}.${k}`, v);
+        i++;
+      }
+    return { tensors, scalars };
+  }
+
+  /** Restores a stateDict() (copies the tensors in, on each parameter's device and dtype); the current state is freed first. */
+  loadStateDict(saved: { tensors: Map<string, Tensor>; scalars: Record<string, number> }): void {
+    const params = this.paramGroups.flatMap((g) => g.params);
+    const next = new Map<Parameter, Record<string, Tensor | number>>();
+    const entries: [string, Tensor | number][] = [...saved.tensors, ...Object.entries(saved.scalars)];
+    for (const [key, value] of entries) {
+      const m = /^state\.(\d+)\.(\w+)$/.exec(key);
+      const p = m ? params[Number(m[1])] : undefined;
+      if (!m || !p) throw new RangeError(`optimizer state '${key}' does not belong to any of the ${params.length} parameters`);
+      if (typeof value !== "number" && value.shape.join() !== p.shape.join())
+        throw new RangeError(`optimizer state '${key}' has shape [${value.shape}] but its parameter has [${p.shape}]`);
+      const st = next.get(p) ?? {};
+      st[m[2]!] = typeof value === "number" ? value : keep(scope(() => value.to({ dtype: p.dtype, device: p.device }).clone()));
+      next.set(p, st);
+    }
+    this.dispose();
+    for (const [p, st] of next) this.state.set(p, st);
+  }
+
   /** Frees the optimizer state (moment buffers). */
   dispose(): void {
     for (const st of this.state.values()) for (const v of Object.values(st)) if (typeof v !== "number") v.dispose();

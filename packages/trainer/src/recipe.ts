@@ -1,0 +1,140 @@
+// A training recipe: one JSON file that says what a run trains, on what data, with which
+// optimizer and schedule, for how long, and where it writes. Validated up front (every problem
+// named with its key; unknown keys refused), paths resolved against the recipe's folder.
+import { dirname, isAbsolute, resolve } from "node:path";
+import * as T from "@pisces/tensor-cuda";
+
+export interface RecipeJson {
+  /** A name for logs (e.g. "pisces-stage1"). */
+  name?: string;
+  /** The Pisces folder to start from (the @pisces/model layout). */
+  model: string;
+  /** Where checkpoints, metrics and the final folder go. */
+  output_dir: string;
+  /** JSONL manifests with mixture weights (sampled per record). */
+  data: { manifest: string; weight?: number }[];
+  /** Records of other tasks are skipped (default: captioning, generation, chat). */
+  tasks?: ("captioning" | "generation" | "chat")[];
+  global_batch_size: number;
+  /** Records per forward pass; global / micro passes are accumulated per step (default: global). */
+  micro_batch_size?: number;
+  max_steps: number;
+  optimizer?: { lr?: number; weight_decay?: number; betas?: [number, number]; eps?: number };
+  /** The paper's: constant with warm-up ratio 0.03. */
+  schedule?: { type?: "constant_with_warmup" | "cosine_with_warmup"; warmup_ratio?: number };
+  /** Gradient clipping by global norm (default 1.0; 0 disables). */
+  max_grad_norm?: number;
+  seed?: number;
+  /** Shuffle each manifest per epoch (default true); false reads records in file order. */
+  shuffle?: boolean;
+  save_every?: number;
+  keep_last?: number;
+  log_every?: number;
+  /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
+  max_skipped_fraction?: number;
+  /** Loss weights overriding the model's config. */
+  text_loss_weight?: number;
+  image_loss_weight?: number;
+}
+
+export interface Recipe {
+  readonly name: string;
+  readonly model: string;
+  readonly outputDir: string;
+  readonly data: readonly { manifest: string; weight: number }[];
+  readonly tasks: readonly string[];
+  readonly globalBatchSize: number;
+  readonly microBatchSize: number;
+  readonly accumulationSteps: number;
+  readonly maxSteps: number;
+  readonly optimizer: { lr: number; weightDecay: number; betas: [number, number]; eps: number };
+  readonly schedule: { type: "constant_with_warmup" | "cosine_with_warmup"; warmupSteps: number };
+  readonly maxGradNorm: number;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly saveEvery: number;
+  readonly keepLast: number;
+  readonly logEvery: number;
+  readonly maxSkippedFraction: number;
+  readonly textLossWeight: number | null;
+  readonly imageLossWeight: number | null;
+}
+
+export class RecipeError extends T.ConfigError {
+  override name = "RecipeError";
+}
+
+/** Reads and checks a recipe file. */
+export function readRecipe(path: string): Recipe {
+  return resolveRecipe(T.readJsonFile(path, "recipe"), path);
+}
+
+export function resolveRecipe(json: unknown, path: string): Recipe {
+  const r = new T.ConfigReader(json, path);
+  const base = dirname(resolve(path));
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const name = r.string("name", "pisces");
+  const model = r.string("model", undefined);
+  const outputDir = r.string("output_dir", undefined);
+  const rawData = r.raw("data");
+  const data: { manifest: string; weight: number }[] = [];
+  if (!Array.isArray(rawData) || rawData.length === 0) r.fail("data must be a non-empty list of {manifest, weight}");
+  else
+    rawData.forEach((d, i) => {
+      const dr = new T.ConfigReader(d, path, `data.${i}.`, r.problems);
+      const manifest = dr.string("manifest", undefined);
+      const weight = dr.number("weight", 1, { gt: 0, max: 1e9 });
+      for (const k of dr.unreadKeys()) r.fail(`${k} is not a recipe key`);
+      data.push({ manifest: at(manifest), weight });
+    });
+  const tasks = r.stringList("tasks", ["captioning", "generation", "chat"], ["captioning", "generation", "chat"]);
+  const globalBatchSize = r.int("global_batch_size", undefined, { max: 1 << 20 });
+  const microBatchSize = r.int("micro_batch_size", globalBatchSize, { max: 1 << 20 });
+  if (globalBatchSize % microBatchSize !== 0) r.fail(`global_batch_size ${globalBatchSize} is not a multiple of micro_batch_size ${microBatchSize}`);
+  const maxSteps = r.int("max_steps", undefined, { max: 1e9 });
+  const o = r.object("optimizer");
+  const optimizer = {
+    lr: o ? o.number("lr", 2e-5, { gt: 0, max: 10 }) : 2e-5,
+    weightDecay: o ? o.number("weight_decay", 0, { min: 0, max: 10 }) : 0,
+    betas: (o ? o.numberList("betas", [0.9, 0.999], { length: 2, min: 0, max: 0.999999 }) : [0.9, 0.999]) as [number, number],
+    eps: o ? o.number("eps", 1e-8, { gt: 0, max: 1 }) : 1e-8,
+  };
+  const s = r.object("schedule");
+  const type = s ? s.string("type", "constant_with_warmup", ["constant_with_warmup", "cosine_with_warmup"]) : "constant_with_warmup";
+  const warmupRatio = s ? s.number("warmup_ratio", 0.03, { min: 0, max: 1 }) : 0.03;
+  const maxGradNorm = r.number("max_grad_norm", 1, { min: 0, max: 1e9 });
+  const seed = r.int("seed", 0, { min: 0, max: 2 ** 31 - 1 });
+  const shuffle = r.bool("shuffle", true);
+  const saveEvery = r.int("save_every", Math.max(1, Math.min(maxSteps || 1, 1000)), { max: 1e9 });
+  const keepLast = r.int("keep_last", 2, { max: 1000 });
+  const logEvery = r.int("log_every", 1, { max: 1e9 });
+  const maxSkippedFraction = r.number("max_skipped_fraction", 0.1, { min: 0, max: 1 });
+  const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
+  const imageLossWeight = r.has("image_loss_weight") ? r.number("image_loss_weight", 1, { min: 0, max: 1e6 }) : null;
+  for (const nested of [o, s]) for (const k of nested?.unreadKeys() ?? []) r.fail(`${k} is not a recipe key`);
+  r.ignore("$schema", "comment");
+  for (const k of r.unreadKeys()) r.fail(`${k} is not a recipe key (check the spelling; see the trainer README for the keys)`);
+  if (r.problems.length) throw new RecipeError(r.problems, path);
+  return {
+    name,
+    model: at(model),
+    outputDir: at(outputDir),
+    data,
+    tasks,
+    globalBatchSize,
+    microBatchSize,
+    accumulationSteps: globalBatchSize / microBatchSize,
+    maxSteps,
+    optimizer,
+    schedule: { type, warmupSteps: Math.round(warmupRatio * maxSteps) },
+    maxGradNorm,
+    seed,
+    shuffle,
+    saveEvery,
+    keepLast,
+    logEvery,
+    maxSkippedFraction,
+    textLossWeight,
+    imageLossWeight,
+  };
+}

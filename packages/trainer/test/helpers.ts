@@ -1,0 +1,32 @@
+// Test helpers: the tiny random Pisces of the PyTorch reference, and recipes over its images.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RecipeJson } from "../src/index.js";
+import { piscesReference, piscesReferenceScript } from "../../../tools/test-support/pisces-fixtures.js";
+
+export { piscesReference, piscesReferenceScript };
+export const python = process.env.PYTHON ?? "python3";
+
+/** Writes the reference batch's records as a JSONL manifest (file order = the reference's order) and a recipe; returns the recipe path. */
+export function writeRecipe(work: string, overrides: Partial<RecipeJson> = {}, extraLines: string[] = []): string {
+  const ref = piscesReference("tied_k2");
+  const info = JSON.parse(readFileSync(join(ref, "reference.json"), "utf8")) as { records: { image: string }[] };
+  mkdirSync(work, { recursive: true });
+  const lines = info.records.map((r) => JSON.stringify({ ...r, image: join(ref, r.image) }));
+  writeFileSync(join(work, "train.jsonl"), [...lines, ...extraLines].join("\n"));
+  const recipe: RecipeJson = {
+    name: "test",
+    model: join(ref, "model"),
+    output_dir: "run",
+    data: [{ manifest: "train.jsonl" }],
+    global_batch_size: 4,
+    max_steps: 2,
+    shuffle: false,
+    optimizer: { lr: 1e-3, weight_decay: 0.01 },
+    schedule: { warmup_ratio: 0 },
+    ...overrides,
+  };
+  const path = join(work, "recipe.json");
+  writeFileSync(path, JSON.stringify(recipe));
+  return path;
+}

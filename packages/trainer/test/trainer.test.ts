@@ -1,0 +1,100 @@
+// The Pisces stage trainer: steps equal a PyTorch reference loop, recipes are checked, bad records are
+// skipped and counted, checkpoints are atomic and a resumed run continues bit-exactly.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as T from "@pisces/tensor-cuda";
+import { afterAll, describe, expect, it } from "vitest";
+import { readRecipe, RecipeError, resolveRecipe, type TrainEvent, trainPisces } from "../src/index.js";
+import { piscesReference, piscesReferenceScript, python, writeRecipe } from "./helpers.js";
+
+const work = mkdtempSync(join(tmpdir(), "pisces-trainer-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function run(recipePath: string, resume = false): Promise<TrainEvent[]> {
+  const events: TrainEvent[] = [];
+  for await (const e of trainPisces(readRecipe(recipePath), { resume })) events.push(e);
+  return events;
+}
+
+describe("trainPisces", () => {
+  it("two steps equal the PyTorch reference loop (AdamW, clipping): losses and updated weights within 1e-5", async () => {
+    const dir = join(work, "parity");
+    const events = await run(writeRecipe(dir));
+    const refPath = join(dir, "reference-steps.safetensors");
+    execFileSync(python, [piscesReferenceScript, "train_steps", piscesReference("tied_k2"), refPath], { stdio: "pipe" });
+    const refLosses = (JSON.parse(readFileSync(`${refPath}.json`, "utf8")) as { losses: number[] }).losses;
+    const losses = events.flatMap((e) => (e.type === "step" ? [e.loss] : []));
+    expect(losses.length).toBe(2);
+    for (const [i, l] of losses.entries()) expect(Math.abs(l - refLosses[i]!)).toBeLessThanOrEqual(1e-5);
+    expect(losses[1]).toBeLessThan(losses[0]!); // it learns
+    const ours = T.loadSafetensors(join(dir, "run", "final", "model.safetensors"));
+    const theirs = T.loadSafetensors(refPath);
+    expect(ours.keys().sort()).toEqual(theirs.keys().sort());
+    let worst = 0;
+    for (const k of ours.keys())
+      worst = Math.max(
+        worst,
+        T.scope(() => ours.get(k).sub(theirs.get(k)).abs().max().item()),
+      );
+    expect(worst).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("a resumed run continues bit-exactly (losses, metrics and final weights)", async () => {
+    const whole = join(work, "whole");
+    await run(writeRecipe(whole, { max_steps: 6, save_every: 2, global_batch_size: 2, micro_batch_size: 1, shuffle: true, seed: 3 }));
+    const parted = join(work, "parted");
+    const recipe = writeRecipe(parted, { max_steps: 6, save_every: 2, global_batch_size: 2, micro_batch_size: 1, shuffle: true, seed: 3 });
+    // stop after step 3 (one step past the checkpoint at 2), as a kill would
+    for await (const e of trainPisces(readRecipe(recipe))) if (e.type === "step" && e.step === 3) break;
+    await expect(run(recipe)).rejects.toThrow(/already holds checkpoints .*pass --resume/);
+    const resumed = await run(recipe, true);
+    expect(resumed[0]).toMatchObject({ type: "start", step: 2 });
+    expect(readFileSync(join(parted, "run", "metrics.jsonl"), "utf8")).toBe(readFileSync(join(whole, "run", "metrics.jsonl"), "utf8"));
+    const a = T.loadSafetensors(join(whole, "run", "final", "model.safetensors"));
+    const b = T.loadSafetensors(join(parted, "run", "final", "model.safetensors"));
+    for (const k of a.keys())
+      expect(
+        T.scope(() => a.get(k).equal(b.get(k))),
+        k,
+      ).toBe(true);
+    expect(readFileSync(join(parted, "run", "latest"), "utf8").trim()).toBe("step-00000006");
+  });
+
+  it("bad records are skipped and counted; too many stop the run with a clear error", async () => {
+    const dir = join(work, "bad");
+    const bad = ['{"task": "captioning", "image": "missing.png", "caption": "x"}', "not json", '{"task": "captioning", "image": "x.png", "caption": ""}'];
+    const events = await run(writeRecipe(dir, { max_steps: 1, global_batch_size: 6 }, bad));
+    const step = events.find((e) => e.type === "step");
+    expect(step?.type === "step" && step.skipped).toBe(3);
+    const many = join(work, "many");
+    const lines = Array.from({ length: 30 }, () => "not json");
+    await expect(run(writeRecipe(many, { max_steps: 3, global_batch_size: 8, max_skipped_fraction: 0.2 }, lines))).rejects.toThrow(
+      /records were bad \(more than max_skipped_fraction 0.2\)/,
+    );
+  });
+
+  it("recipes are checked: every problem named, unknown keys refused", () => {
+    const base = { model: "m", output_dir: "o", data: [{ manifest: "d.jsonl" }], global_batch_size: 4, max_steps: 10 };
+    expect(resolveRecipe(base, "/r/recipe.json")).toMatchObject({ accumulationSteps: 1, optimizer: { lr: 2e-5 }, schedule: { warmupSteps: 0 } });
+    expect(resolveRecipe({ ...base, max_steps: 100 }, "/r/recipe.json").schedule.warmupSteps).toBe(3); // the paper's 0.03
+    const bad = (change: object, message: RegExp) => expect(() => resolveRecipe({ ...base, ...change }, "recipe.json")).toThrow(message);
+    bad({ micro_batch_size: 3 }, /global_batch_size 4 is not a multiple of micro_batch_size 3/);
+    bad({ data: [] }, /data must be a non-empty list/);
+    bad({ learning_rate: 1 }, /learning_rate is not a recipe key/);
+    bad({ optimizer: { lr: -1 } }, /optimizer.lr/);
+    bad({ optimizer: { momentum: 0.9 } }, /optimizer.momentum is not a recipe key/);
+    bad({ tasks: ["painting"] }, /tasks/);
+    expect(() => resolveRecipe({ ...base, max_steps: 0, global_batch_size: 0 }, "recipe.json")).toThrow(RecipeError);
+  });
+});
+
+describe("the paper's recipes", () => {
+  it.each([1, 2, 3])("recipes/pisces-stage%i.json is a valid recipe with the paper's settings", (stage) => {
+    const r = readRecipe(join(__dirname, "..", "recipes", `pisces-stage${stage}.json`));
+    expect(r.globalBatchSize).toBe(stage === 3 ? 1024 : 2048);
+    expect(r.optimizer.lr).toBe(2e-5);
+    expect(r.schedule).toEqual({ type: "constant_with_warmup", warmupSteps: Math.round(0.03 * r.maxSteps) });
+  });
+});
