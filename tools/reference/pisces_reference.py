@@ -446,9 +446,42 @@ def train_steps(ref_dir, out_path, steps=2, lr=1e-3, weight_decay=0.01, max_grad
     json.dump({"losses": losses}, open(out_path + ".json", "w"))
 
 
+def decoder_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.0):
+    """The reference of @pisces/trainer's decoder step: the UNet learns to denoise VAE latents conditioned
+    Emu2-style on gen-CLIP vectors (a dropped row gets zeros), DDPM noise at uniform timesteps, MSE
+    against the scheduler's target (epsilon); AdamW and clipping. Inputs are dumped with the outputs."""
+    folder = os.path.join(ref_dir, "model")
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(folder, "decoder", "unet"))
+    scheduler = EulerDiscreteScheduler.from_pretrained(os.path.join(folder, "decoder", "scheduler"))
+    g = torch.Generator().manual_seed(123)
+    B, H, W = 2, 32, 32
+    latents = torch.randn(B, 4, H // 4, W // 4, generator=g)
+    vectors = torch.randn(B, 16, unet.config.cross_attention_dim, generator=g)
+    noise = torch.randn(B, 4, H // 4, W // 4, generator=g)
+    timesteps = torch.tensor([17, 733])
+    keep = torch.tensor([1.0, 0.0])  # row 1 dropped: zeros (conditioning dropout for classifier-free guidance)
+    cond = vectors * keep[:, None, None]
+    alphas = scheduler.alphas_cumprod[timesteps].float()
+    noisy = alphas.sqrt()[:, None, None, None] * latents + (1 - alphas).sqrt()[:, None, None, None] * noise
+    ids = torch.tensor([[H, W, 0, 0, H, W]] * B, dtype=torch.float32)
+    params = list(unet.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    unet.train()
+    pred = unet(noisy, timesteps, encoder_hidden_states=cond, added_cond_kwargs={"text_embeds": cond.mean(1), "time_ids": ids}).sample
+    loss = F.mse_loss(pred.float(), noise.float())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+    tensors = {"latents": latents, "vectors": vectors, "noise": noise, "timesteps": timesteps, "keep": keep, "loss": loss.detach()}
+    tensors.update({"unet." + k: v for k, v in unet.state_dict().items()})
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, out_path)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "decoder_step":
+        decoder_step(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "train_steps":
         train_steps(sys.argv[2], sys.argv[3])
     else:

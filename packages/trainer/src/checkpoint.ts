@@ -89,3 +89,17 @@ export function latestCheckpoint(outputDir: string): { dir: string; state: Train
   if (!existsSync(statePath)) throw new CheckpointError(`${latest} names ${dir}, which is missing or incomplete`);
   return { dir, state: T.readJsonFile(statePath, "trainer state") as TrainerState };
 }
+
+/** Drops metric lines of steps after `step` (logged by a run killed before its next checkpoint). */
+export function trimMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+  const kept = lines.filter((l) => {
+    try {
+      return (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false; // a line cut by the kill
+    }
+  });
+  if (kept.length !== lines.length) writeFileSync(path, kept.map((l) => `${l}\n`).join(""));
+}

@@ -2,6 +2,7 @@
 // pisces-train RECIPE [--resume]: trains a Pisces stage; progress on stderr, one line per step.
 import { parseArgs } from "node:util";
 import { readRecipe } from "./recipe.js";
+import { trainDecoder } from "./decoder-trainer.js";
 import { trainPisces } from "./pisces-trainer.js";
 
 async function main(): Promise<number> {
@@ -19,7 +20,8 @@ async function main(): Promise<number> {
   }
   try {
     const recipe = readRecipe(parsed.positionals[0]!);
-    for await (const e of trainPisces(recipe, { resume: parsed.values.resume, warn: (m) => process.stderr.write(`warning: ${m}\n`) })) {
+    const train = recipe.kind === "decoder" ? trainDecoder : trainPisces;
+    for await (const e of train(recipe, { resume: parsed.values.resume, warn: (m) => process.stderr.write(`warning: ${m}\n`) })) {
       if (e.type === "start")
         process.stderr.write(
           `${recipe.name}: ${e.resumedFrom ? `resuming from ${e.resumedFrom}` : "starting"} at step ${e.step} of ${e.maxSteps} (${e.parameters} trained parameters)\n`,

@@ -1,5 +1,6 @@
 // @pisces/trainer: training Pisces stages from recipes, with atomic checkpoints and bit-exact resume.
-export { CheckpointError, checkpointName, latestCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
+export { CheckpointError, checkpointName, latestCheckpoint, saveCheckpoint, type TrainerState, trimMetrics } from "./checkpoint.js";
+export { type DecoderLossInput, decoderLoss, trainDecoder } from "./decoder-trainer.js";
 export { DataError, type DataPosition, RecordStream, readManifest, SeededRandom } from "./data.js";
 export { type TrainEvent, type TrainOptions, trainPisces } from "./pisces-trainer.js";
 export { type Recipe, RecipeError, type RecipeJson, readRecipe, resolveRecipe } from "./recipe.js";

@@ -3,11 +3,11 @@
 // the paper's constant-with-warm-up schedule, gradient clipping, metrics as JSONL, atomic
 // checkpoints every `save_every` steps, and a resume that continues bit-exactly. An async
 // generator of events, so the CLI prints progress and tests can stop it anywhere.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type EncodedRecord, PiscesForConditionalGeneration, type PiscesRecord } from "@pisces/model";
 import * as T from "@pisces/tensor-cuda";
-import { CheckpointError, latestCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
+import { CheckpointError, latestCheckpoint, saveCheckpoint, type TrainerState, trimMetrics } from "./checkpoint.js";
 import { DataError, type DataPosition, RecordStream } from "./data.js";
 import type { Recipe } from "./recipe.js";
 
@@ -188,18 +188,4 @@ export async function* trainPisces(recipe: Recipe, options: TrainOptions = {}): 
     optimizer?.dispose();
     model.dispose();
   }
-}
-
-/** Drops metric lines of steps after `step` (logged by a run killed before its next checkpoint). */
-function trimMetrics(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
-  const kept = lines.filter((l) => {
-    try {
-      return (JSON.parse(l) as { step: number }).step <= step;
-    } catch {
-      return false; // a line cut by the kill
-    }
-  });
-  if (kept.length !== lines.length) writeFileSync(path, kept.map((l) => `${l}\n`).join(""));
 }

@@ -5,6 +5,14 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 
 export interface RecipeJson {
+  /** What is trained: a Pisces stage (the LLM and the three MLPs, the default) or the decoder's UNet. */
+  kind?: "pisces" | "decoder";
+  /** Decoder only: training images are resized to resolution x resolution for the VAE (default 256). */
+  resolution?: number;
+  /** Decoder only: share of samples whose vectors are replaced by zeros, for classifier-free guidance (default 0.1). */
+  conditioning_dropout?: number;
+  /** Decoder only: keep an exponential moving average of the UNet's weights with this decay; the final folder gets the average. */
+  ema_decay?: number;
   /** A name for logs (e.g. "pisces-stage1"). */
   name?: string;
   /** The Pisces folder to start from (the @pisces/model layout). */
@@ -38,6 +46,10 @@ export interface RecipeJson {
 }
 
 export interface Recipe {
+  readonly kind: "pisces" | "decoder";
+  readonly resolution: number;
+  readonly conditioningDropout: number;
+  readonly emaDecay: number | null;
   readonly name: string;
   readonly model: string;
   readonly outputDir: string;
@@ -73,7 +85,12 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const r = new T.ConfigReader(json, path);
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const name = r.string("name", "pisces");
+  const kind = r.string("kind", "pisces", ["pisces", "decoder"]);
+  if (kind === "pisces") for (const k of ["resolution", "conditioning_dropout", "ema_decay"]) if (r.has(k)) r.fail(`${k} applies to kind "decoder" only`);
+  const resolution = r.int("resolution", 256, { min: 8, max: 8192 });
+  const conditioningDropout = r.number("conditioning_dropout", 0.1, { min: 0, max: 1 });
+  const emaDecay = r.has("ema_decay") ? r.number("ema_decay", 0.999, { gt: 0, max: 0.999999999 }) : null;
+  const name = r.string("name", kind === "decoder" ? "decoder" : "pisces");
   const model = r.string("model", undefined);
   const outputDir = r.string("output_dir", undefined);
   const rawData = r.raw("data");
@@ -116,6 +133,10 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   for (const k of r.unreadKeys()) r.fail(`${k} is not a recipe key (check the spelling; see the trainer README for the keys)`);
   if (r.problems.length) throw new RecipeError(r.problems, path);
   return {
+    kind,
+    resolution,
+    conditioningDropout,
+    emaDecay,
     name,
     model: at(model),
     outputDir: at(outputDir),
