@@ -28,7 +28,9 @@ async function main(): Promise<number> {
         );
       if (e.type === "step")
         process.stderr.write(
-          `step ${e.step}/${recipe.maxSteps} loss ${e.loss.toFixed(4)} (text ${e.textLoss.toFixed(4)}, image ${e.imageLoss.toFixed(4)}) lr ${e.lr.toExponential(2)} ${e.recordsPerSecond.toFixed(1)} records/s\n`,
+          `step ${e.step}/${recipe.maxSteps} loss ${e.loss.toFixed(4)}${Object.entries(e.parts)
+            .map(([k, v]) => ` ${k} ${v.toFixed(4)}`)
+            .join("")} lr ${e.lr.toExponential(2)} ${e.recordsPerSecond.toFixed(1)} records/s\n`,
         );
       if (e.type === "checkpoint") process.stderr.write(`checkpoint ${e.dir}\n`);
       if (e.type === "done") process.stdout.write(`${e.dir}\n`);

@@ -2,5 +2,6 @@
 export { CheckpointError, checkpointName, latestCheckpoint, saveCheckpoint, type TrainerState, trimMetrics } from "./checkpoint.js";
 export { type DecoderLossInput, decoderLoss, trainDecoder } from "./decoder-trainer.js";
 export { DataError, type DataPosition, RecordStream, readManifest, SeededRandom } from "./data.js";
-export { type TrainEvent, type TrainOptions, trainPisces } from "./pisces-trainer.js";
+export { runTraining, type TrainerSpec, type TrainEvent, type TrainOptions } from "./loop.js";
+export { trainPisces } from "./pisces-trainer.js";
 export { type Recipe, RecipeError, type RecipeJson, readRecipe, resolveRecipe } from "./recipe.js";
