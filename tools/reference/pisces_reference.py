@@ -477,9 +477,35 @@ def decoder_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, out_path)
 
 
+def vae_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.0, kl_weight=1e-3):
+    """The reference of @pisces/trainer's VAE step: reconstruction MSE of a posterior sample (noise given)
+    plus kl_weight x the KL to N(0, I) (summed over latent elements, averaged over the batch); AdamW."""
+    vae = AutoencoderKL.from_pretrained(os.path.join(ref_dir, "model", "decoder", "vae"))
+    g = torch.Generator().manual_seed(321)
+    pixels = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    eps = torch.randn(2, 4, 8, 8, generator=g)
+    params = list(vae.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    vae.train()
+    posterior = vae.encode(pixels).latent_dist
+    z = posterior.mean + posterior.std * eps
+    recon = vae.decode(z).sample
+    rec = F.mse_loss(recon.float(), pixels.float())
+    kl = posterior.kl().mean()
+    loss = rec + kl_weight * kl
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+    tensors = {"pixels": pixels, "eps": eps, "loss": loss.detach(), "reconstruction": rec.detach(), "kl": kl.detach()}
+    tensors.update({"vae." + k: v for k, v in vae.state_dict().items()})
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, out_path)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "vae_step":
+        vae_step(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "decoder_step":
         decoder_step(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "train_steps":

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { readRecipe } from "./recipe.js";
 import { trainDecoder } from "./decoder-trainer.js";
 import { trainPisces } from "./pisces-trainer.js";
+import { trainVae } from "./vae-trainer.js";
 
 async function main(): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -20,7 +21,7 @@ async function main(): Promise<number> {
   }
   try {
     const recipe = readRecipe(parsed.positionals[0]!);
-    const train = recipe.kind === "decoder" ? trainDecoder : trainPisces;
+    const train = { pisces: trainPisces, decoder: trainDecoder, vae: trainVae }[recipe.kind];
     for await (const e of train(recipe, { resume: parsed.values.resume, warn: (m) => process.stderr.write(`warning: ${m}\n`) })) {
       if (e.type === "start")
         process.stderr.write(

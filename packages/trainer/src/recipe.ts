@@ -6,8 +6,12 @@ import * as T from "@pisces/tensor-cuda";
 
 export interface RecipeJson {
   /** What is trained: a Pisces stage (the LLM and the three MLPs, the default) or the decoder's UNet. */
-  kind?: "pisces" | "decoder";
-  /** Decoder only: training images are resized to resolution x resolution for the VAE (default 256). */
+  kind?: "pisces" | "decoder" | "vae";
+  /** VAE only: weight of the KL term (default 1e-6, as Stable Diffusion's VAE). */
+  kl_weight?: number;
+  /** VAE only: "mse" (default) or "l1" reconstruction loss. */
+  reconstruction_loss?: "mse" | "l1";
+  /** Decoder and VAE: training images are resized to resolution x resolution for the VAE (default 256). */
   resolution?: number;
   /** Decoder only: share of samples whose vectors are replaced by zeros, for classifier-free guidance (default 0.1). */
   conditioning_dropout?: number;
@@ -46,7 +50,9 @@ export interface RecipeJson {
 }
 
 export interface Recipe {
-  readonly kind: "pisces" | "decoder";
+  readonly kind: "pisces" | "decoder" | "vae";
+  readonly klWeight: number;
+  readonly reconstructionLoss: "mse" | "l1";
   readonly resolution: number;
   readonly conditioningDropout: number;
   readonly emaDecay: number | null;
@@ -85,12 +91,22 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const r = new T.ConfigReader(json, path);
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const kind = r.string("kind", "pisces", ["pisces", "decoder"]);
-  if (kind === "pisces") for (const k of ["resolution", "conditioning_dropout", "ema_decay"]) if (r.has(k)) r.fail(`${k} applies to kind "decoder" only`);
+  const kind = r.string("kind", "pisces", ["pisces", "decoder", "vae"]);
+  const only: Record<string, string[]> = {
+    resolution: ["decoder", "vae"],
+    conditioning_dropout: ["decoder"],
+    ema_decay: ["decoder"],
+    kl_weight: ["vae"],
+    reconstruction_loss: ["vae"],
+  };
+  for (const [k, kinds] of Object.entries(only))
+    if (r.has(k) && !kinds.includes(kind)) r.fail(`${k} applies to kind ${kinds.map((x) => `"${x}"`).join(" or ")} only`);
+  const klWeight = r.number("kl_weight", 1e-6, { min: 0, max: 1e6 });
+  const reconstructionLoss = r.string("reconstruction_loss", "mse", ["mse", "l1"]);
   const resolution = r.int("resolution", 256, { min: 8, max: 8192 });
   const conditioningDropout = r.number("conditioning_dropout", 0.1, { min: 0, max: 1 });
   const emaDecay = r.has("ema_decay") ? r.number("ema_decay", 0.999, { gt: 0, max: 0.999999999 }) : null;
-  const name = r.string("name", kind === "decoder" ? "decoder" : "pisces");
+  const name = r.string("name", kind);
   const model = r.string("model", undefined);
   const outputDir = r.string("output_dir", undefined);
   const rawData = r.raw("data");
@@ -134,6 +150,8 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   if (r.problems.length) throw new RecipeError(r.problems, path);
   return {
     kind,
+    klWeight,
+    reconstructionLoss,
     resolution,
     conditioningDropout,
     emaDecay,
