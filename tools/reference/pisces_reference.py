@@ -501,9 +501,34 @@ def vae_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.0, k
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, out_path)
 
 
+def siglip_step(siglip_dir, images_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.0):
+    """The reference of @pisces/trainer's SigLIP step: transformers' SiglipModel sigmoid loss
+    (return_loss=True) on image-caption pairs, texts padded to max_length; AdamW and clipping."""
+    from transformers import SiglipModel, SiglipProcessor
+    model = SiglipModel.from_pretrained(siglip_dir)
+    processor = SiglipProcessor.from_pretrained(siglip_dir)
+    captions = ["a red circle", "a blue square to the left of a green triangle", "two green triangles", "a yellow circle"]
+    images = [Image.open(os.path.join(images_dir, f"image{i}.png")).convert("RGB") for i in range(4)]
+    inputs = processor(text=captions, images=images, padding="max_length", max_length=model.config.text_config.max_position_embeddings,
+                       truncation=True, return_tensors="pt")
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    model.train()
+    out = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], return_loss=True)
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+    tensors = {"loss": out.loss.detach(), "input_ids": inputs["input_ids"], "pixel_values": inputs["pixel_values"]}
+    tensors.update({"siglip." + k: v for k, v in model.state_dict().items()})
+    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, out_path)
+    json.dump({"captions": captions}, open(out_path + ".json", "w"))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "siglip_step":
+        siglip_step(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "vae_step":
         vae_step(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "decoder_step":

@@ -4,5 +4,6 @@ export { type DecoderLossInput, decoderLoss, trainDecoder } from "./decoder-trai
 export { DataError, type DataPosition, RecordStream, readManifest, SeededRandom } from "./data.js";
 export { runTraining, type TrainerSpec, type TrainEvent, type TrainOptions } from "./loop.js";
 export { trainPisces } from "./pisces-trainer.js";
+export { siglipLoss, trainSiglip } from "./siglip-trainer.js";
 export { trainVae, vaeLoss } from "./vae-trainer.js";
 export { type Recipe, RecipeError, type RecipeJson, readRecipe, resolveRecipe } from "./recipe.js";

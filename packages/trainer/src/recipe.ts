@@ -6,7 +6,7 @@ import * as T from "@pisces/tensor-cuda";
 
 export interface RecipeJson {
   /** What is trained: a Pisces stage (the LLM and the three MLPs, the default) or the decoder's UNet. */
-  kind?: "pisces" | "decoder" | "vae";
+  kind?: "pisces" | "decoder" | "vae" | "siglip";
   /** VAE only: weight of the KL term (default 1e-6, as Stable Diffusion's VAE). */
   kl_weight?: number;
   /** VAE only: "mse" (default) or "l1" reconstruction loss. */
@@ -50,7 +50,7 @@ export interface RecipeJson {
 }
 
 export interface Recipe {
-  readonly kind: "pisces" | "decoder" | "vae";
+  readonly kind: "pisces" | "decoder" | "vae" | "siglip";
   readonly klWeight: number;
   readonly reconstructionLoss: "mse" | "l1";
   readonly resolution: number;
@@ -91,7 +91,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const r = new T.ConfigReader(json, path);
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const kind = r.string("kind", "pisces", ["pisces", "decoder", "vae"]);
+  const kind = r.string("kind", "pisces", ["pisces", "decoder", "vae", "siglip"]);
   const only: Record<string, string[]> = {
     resolution: ["decoder", "vae"],
     conditioning_dropout: ["decoder"],

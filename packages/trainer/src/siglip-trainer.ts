@@ -1,0 +1,83 @@
+// Trains SigLIP (both towers and the logit scale / bias) on image-caption pairs with the sigmoid
+// loss (Zhai et al. 2023, as transformers' SiglipModel computes it): every image-text pair of the
+// batch is a binary match / no-match problem, texts padded to max_length as SigLIP was trained.
+// The model is a SiglipModel folder with its tokenizer and processor; without weights it starts
+// from config.json (initialised from the recipe's seed). The final folder loads as SiglipModel and,
+// as the siglip/ part of a Pisces folder, as SiglipVisionModel.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { resolveSiglipTextConfig, resolveSiglipVisionConfig, SiglipModel, SiglipProcessor } from "@pisces/siglip";
+import * as T from "@pisces/tensor-cuda";
+import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
+import type { Recipe } from "./recipe.js";
+
+/** log(sigmoid(x)), stable for large |x|: min(x, 0) - log(1 + exp(-|x|)). */
+function logSigmoid(x: T.Tensor): T.Tensor {
+  return x.clamp(null, 0).sub(x.abs().neg().exp().add(1).log());
+}
+
+/** The sigmoid loss of a batch of matching pairs (row i of the texts describes image i). */
+export function siglipLoss(model: SiglipModel, inputIds: T.Tensor, pixelValues: T.Tensor): T.Tensor {
+  return T.scope(() => {
+    const logits = model.forward({ inputIds, pixelValues }).logitsPerText; // (n, n)
+    const n = logits.size(0);
+    const signs = T.eye(n, { dtype: logits.dtype, device: logits.device }).mul(2).sub(1); // +1 on the diagonal, -1 elsewhere
+    return logSigmoid(logits.mul(signs)).sum(-1).neg().mean();
+  });
+}
+
+function loadOrCreate(dir: string, seed: number): SiglipModel {
+  if (existsSync(join(dir, "model.safetensors")) || existsSync(join(dir, "model.safetensors.index.json"))) return SiglipModel.fromPretrained(dir);
+  const { json, path } = T.readConfigJson(dir, "SigLIP checkpoint");
+  const j = json as { text_config?: unknown; vision_config?: unknown };
+  const text = resolveSiglipTextConfig((j.text_config ?? {}) as never, `${path}: text_config`);
+  const vision = resolveSiglipVisionConfig((j.vision_config ?? {}) as never, `${path}: vision_config`);
+  T.manualSeed(seed); // the same recipe starts from the same weights
+  return new SiglipModel(text, vision);
+}
+
+export async function* trainSiglip(recipe: Recipe, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
+  const model = loadOrCreate(recipe.model, recipe.seed);
+  const processor = SiglipProcessor.fromPretrained(recipe.model);
+  const maxLength = model.textConfig.maxPositionEmbeddings;
+  try {
+    yield* runTraining<{ pixels: T.Tensor; caption: string }>(
+      recipe,
+      {
+        module: model,
+        async prepare(record, source) {
+          const { image, caption } = record as { image?: unknown; caption?: unknown };
+          if (typeof image !== "string") return `${source}: no image`;
+          if (typeof caption !== "string" || caption.trim() === "") return `${source}: no caption`;
+          return { pixels: (await processor.imageProcessor.preprocess(image)).pixelValues, caption };
+        },
+        disposeExample: (e) => e.pixels.dispose(),
+        loss(examples) {
+          const ids = processor.tokenizer.batchEncode(
+            examples.map((e) => e.caption),
+            { padding: "max_length", maxLength, truncation: true },
+          );
+          const loss = siglipLoss(model, T.tensor(ids, { dtype: "int64" }), T.cat(examples.map((e) => e.pixels)));
+          return { loss, parts: {} };
+        },
+        finish() {
+          // the source folder's configs, tokenizer and processor files, with the trained weights
+          const final = join(recipe.outputDir, "final");
+          const tmp = join(recipe.outputDir, `.final.tmp-${process.pid}`);
+          rmSync(tmp, { recursive: true, force: true });
+          mkdirSync(tmp, { recursive: true });
+          for (const name of readdirSync(recipe.model))
+            if (!name.endsWith(".safetensors") && !name.endsWith(".safetensors.index.json") && statSync(join(recipe.model, name)).isFile())
+              writeFileSync(join(tmp, name), readFileSync(join(recipe.model, name)));
+          T.saveSafetensors(join(tmp, "model.safetensors"), model.stateDict(), { format: "pt" });
+          if (existsSync(final)) rmSync(final, { recursive: true, force: true });
+          renameSync(tmp, final);
+          return final;
+        },
+      },
+      options,
+    );
+  } finally {
+    model.dispose();
+  }
+}
