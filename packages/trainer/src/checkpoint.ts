@@ -2,7 +2,7 @@
 // every file fsynced, then renamed into place; `latest` (the name of the newest complete one) is
 // replaced last, atomically. A run killed at any moment leaves the previous checkpoint and
 // `latest` intact; stale temporaries of dead processes are removed on the next save.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 
@@ -21,7 +21,7 @@ export class CheckpointError extends Error {
   override name = "CheckpointError";
 }
 
-function writeSynced(path: string, text: string): void {
+function writeSynced(path: string, text: string | Buffer): void {
   writeFileSync(path, text);
   const fd = openSync(path, "r");
   try {
@@ -102,4 +102,30 @@ export function trimMetrics(path: string, step: number): void {
     }
   });
   if (kept.length !== lines.length) writeFileSync(path, kept.map((l) => `${l}\n`).join(""));
+}
+
+/**
+ * Writes `outputDir/final`: the config, tokenizer and processor files of `source` (every file but
+ * weights, top level only) with `weights` as `weightsName`; written aside, then renamed into place.
+ */
+export function writeFinalFolder(source: string, outputDir: string, weightsName: string, weights: Map<string, T.Tensor>): string {
+  const final = join(outputDir, "final");
+  const tmp = join(outputDir, `.final.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    for (const name of readdirSync(source)) {
+      const path = join(source, name);
+      if (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json") || !statSync(path).isFile()) continue;
+      writeSynced(join(tmp, name), readFileSync(path)); // bytes: spiece.model is binary
+    }
+    T.saveSafetensors(join(tmp, weightsName), weights, { format: "pt" });
+    syncDir(tmp);
+    if (existsSync(final)) rmSync(final, { recursive: true, force: true });
+    renameSync(tmp, final);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return final;
 }

@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import { readRecipe } from "./recipe.js";
 import { trainDecoder } from "./decoder-trainer.js";
+import { trainGenClip } from "./gen-clip-trainer.js";
 import { trainPisces } from "./pisces-trainer.js";
 import { trainSiglip } from "./siglip-trainer.js";
 import { trainVae } from "./vae-trainer.js";
@@ -22,7 +23,7 @@ async function main(): Promise<number> {
   }
   try {
     const recipe = readRecipe(parsed.positionals[0]!);
-    const train = { pisces: trainPisces, decoder: trainDecoder, vae: trainVae, siglip: trainSiglip }[recipe.kind];
+    const train = { pisces: trainPisces, decoder: trainDecoder, vae: trainVae, siglip: trainSiglip, gen_clip: trainGenClip }[recipe.kind];
     for await (const e of train(recipe, { resume: parsed.values.resume, warn: (m) => process.stderr.write(`warning: ${m}\n`) })) {
       if (e.type === "start")
         process.stderr.write(

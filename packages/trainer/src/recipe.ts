@@ -6,7 +6,9 @@ import * as T from "@pisces/tensor-cuda";
 
 export interface RecipeJson {
   /** What is trained: a Pisces stage (the LLM and the three MLPs, the default) or the decoder's UNet. */
-  kind?: "pisces" | "decoder" | "vae" | "siglip";
+  kind?: "pisces" | "decoder" | "vae" | "siglip" | "gen_clip";
+  /** gen_clip only: share of patches masked for reconstruction (default 0.75, as MAE). */
+  mask_ratio?: number;
   /** VAE only: weight of the KL term (default 1e-6, as Stable Diffusion's VAE). */
   kl_weight?: number;
   /** VAE only: "mse" (default) or "l1" reconstruction loss. */
@@ -50,7 +52,8 @@ export interface RecipeJson {
 }
 
 export interface Recipe {
-  readonly kind: "pisces" | "decoder" | "vae" | "siglip";
+  readonly kind: "pisces" | "decoder" | "vae" | "siglip" | "gen_clip";
+  readonly maskRatio: number;
   readonly klWeight: number;
   readonly reconstructionLoss: "mse" | "l1";
   readonly resolution: number;
@@ -91,7 +94,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const r = new T.ConfigReader(json, path);
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const kind = r.string("kind", "pisces", ["pisces", "decoder", "vae", "siglip"]);
+  const kind = r.string("kind", "pisces", ["pisces", "decoder", "vae", "siglip", "gen_clip"]);
   const only: Record<string, string[]> = {
     resolution: ["decoder", "vae"],
     conditioning_dropout: ["decoder"],
@@ -101,6 +104,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   };
   for (const [k, kinds] of Object.entries(only))
     if (r.has(k) && !kinds.includes(kind)) r.fail(`${k} applies to kind ${kinds.map((x) => `"${x}"`).join(" or ")} only`);
+  const maskRatio = r.number("mask_ratio", 0.75, { gt: 0, max: 1 });
   const klWeight = r.number("kl_weight", 1e-6, { min: 0, max: 1e6 });
   const reconstructionLoss = r.string("reconstruction_loss", "mse", ["mse", "l1"]);
   const resolution = r.int("resolution", 256, { min: 8, max: 8192 });
@@ -150,6 +154,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   if (r.problems.length) throw new RecipeError(r.problems, path);
   return {
     kind,
+    maskRatio,
     klWeight,
     reconstructionLoss,
     resolution,

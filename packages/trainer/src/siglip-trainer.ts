@@ -4,10 +4,11 @@
 // The model is a SiglipModel folder with its tokenizer and processor; without weights it starts
 // from config.json (initialised from the recipe's seed). The final folder loads as SiglipModel and,
 // as the siglip/ part of a Pisces folder, as SiglipVisionModel.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { resolveSiglipTextConfig, resolveSiglipVisionConfig, SiglipModel, SiglipProcessor } from "@pisces/siglip";
 import * as T from "@pisces/tensor-cuda";
+import { writeFinalFolder } from "./checkpoint.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
 import type { Recipe } from "./recipe.js";
 
@@ -60,20 +61,7 @@ export async function* trainSiglip(recipe: Recipe, options: TrainOptions = {}): 
           const loss = siglipLoss(model, T.tensor(ids, { dtype: "int64" }), T.cat(examples.map((e) => e.pixels)));
           return { loss, parts: {} };
         },
-        finish() {
-          // the source folder's configs, tokenizer and processor files, with the trained weights
-          const final = join(recipe.outputDir, "final");
-          const tmp = join(recipe.outputDir, `.final.tmp-${process.pid}`);
-          rmSync(tmp, { recursive: true, force: true });
-          mkdirSync(tmp, { recursive: true });
-          for (const name of readdirSync(recipe.model))
-            if (!name.endsWith(".safetensors") && !name.endsWith(".safetensors.index.json") && statSync(join(recipe.model, name)).isFile())
-              writeFileSync(join(tmp, name), readFileSync(join(recipe.model, name)));
-          T.saveSafetensors(join(tmp, "model.safetensors"), model.stateDict(), { format: "pt" });
-          if (existsSync(final)) rmSync(final, { recursive: true, force: true });
-          renameSync(tmp, final);
-          return final;
-        },
+        finish: () => writeFinalFolder(recipe.model, recipe.outputDir, "model.safetensors", model.stateDict()),
       },
       options,
     );

@@ -3,12 +3,13 @@
 // (without its perceptual and adversarial terms, which need pretrained networks). The model is a
 // diffusers vae/ folder; without weights in it the VAE starts from its config (from scratch).
 // The final folder is a diffusers vae/ folder (config.json + diffusion_pytorch_model.safetensors).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadImageResized, toPixelValues } from "@pisces/image";
 import { AutoencoderKL, type AutoencoderKLConfigJson, resolveAutoencoderKLConfig } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
 import { DataError } from "./data.js";
+import { writeFinalFolder } from "./checkpoint.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
 import type { Recipe } from "./recipe.js";
 
@@ -64,17 +65,7 @@ export async function* trainVae(recipe: Recipe, options: TrainOptions = {}): Asy
           const r = vaeLoss(vae, pixels, noise, { klWeight: recipe.klWeight, reconstruction: recipe.reconstructionLoss });
           return { loss: r.loss, parts: { reconstruction: r.reconstruction, kl: r.kl } };
         },
-        finish() {
-          const final = join(recipe.outputDir, "final");
-          const tmp = join(recipe.outputDir, `.final.tmp-${process.pid}`);
-          rmSync(tmp, { recursive: true, force: true });
-          mkdirSync(tmp, { recursive: true });
-          writeFileSync(join(tmp, "config.json"), readFileSync(join(recipe.model, "config.json")));
-          T.saveSafetensors(join(tmp, "diffusion_pytorch_model.safetensors"), vae.stateDict(), { format: "pt" });
-          if (existsSync(final)) rmSync(final, { recursive: true, force: true });
-          renameSync(tmp, final);
-          return final;
-        },
+        finish: () => writeFinalFolder(recipe.model, recipe.outputDir, "diffusion_pytorch_model.safetensors", vae.stateDict()),
       },
       options,
     );
