@@ -117,7 +117,7 @@ class Pisces(nn.Module):
             cosine = 1 - F.cosine_similarity(pred.float(), tgt.float(), dim=-1).mean()
         else:
             image_loss = cosine = h.sum() * 0
-        wt, wi = self.config["text_loss_weight"], self.config["image_loss_weight"]
+        wt, wi = self.config.get("text_loss_weight", 1.0), self.config.get("image_loss_weight", 1.0)  # the README's defaults
         return dict(loss=wt * text_loss + wi * image_loss, text_loss=text_loss, image_loss=image_loss, cosine=cosine, logits=logits)
 
     @torch.no_grad()
