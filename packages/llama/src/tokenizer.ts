@@ -166,6 +166,11 @@ export class AutoTokenizer {
     return count;
   }
 
+  /** The tokenizer.json this tokenizer runs (with tokens added by addSpecialTokens), to save it. */
+  toJSON(): object {
+    return this.json;
+  }
+
   /**
    * Renders a conversation with the model's own chat template (as transformers'
    * `apply_chat_template(..., tokenize=False)`), or its ids with `{tokenize: true}`.

@@ -6,12 +6,12 @@
 // live in their own subfolders and are not part of this module tree's state dict.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { GenClipEncoder } from "@pisces/gen-clip";
-import { causalLmLoss, type GenerateOptions, type GenerationStep, LlamaForCausalLM, StaticCache } from "@pisces/llama";
+import { ClipImageProcessor, GenClipEncoder } from "@pisces/gen-clip";
+import { AutoTokenizer, causalLmLoss, type GenerateOptions, type GenerationStep, type LlamaConfigJson, LlamaForCausalLM, StaticCache } from "@pisces/llama";
 import { SdxlDecoder } from "@pisces/sdxl-decoder";
-import { SiglipVisionModel } from "@pisces/siglip";
+import { SiglipImageProcessor, SiglipVisionModel } from "@pisces/siglip";
 import * as T from "@pisces/tensor-cuda";
-import { type PiscesConfig, PiscesConfigError, type PiscesConfigJson, resolvePiscesConfig } from "./config.js";
+import { IMAGE_END_TOKEN, IMAGE_START_TOKEN, type PiscesConfig, PiscesConfigError, type PiscesConfigJson, resolvePiscesConfig } from "./config.js";
 import { type PiscesBatch, PiscesProcessor } from "./processor.js";
 
 type Tensor = T.Tensor;
@@ -412,6 +412,86 @@ export class PiscesForConditionalGeneration extends Module {
       model.language_model.model.rotary_emb.to(T.resolveLoadOptions(load).device);
       model.folderFiles = readFolderFiles(dir);
       model.processor = PiscesProcessor.fromPretrained(dir);
+      return model;
+    } catch (e) {
+      for (const o of owned) o.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Assembles a new Pisces from parts people already have, to start stage 1: an LLM folder (Hugging
+   * Face Llama, with tokenizer.json), a SigLIP checkpoint, a CLIP vision checkpoint and a diffusers
+   * decoder folder. `[IMG]` and `[/IMG]` are added to the tokenizer as special tokens and the
+   * embeddings grown to fit (new rows: the mean of the others); the three MLPs start from
+   * PyTorch's default initialisation, seeded. `savePretrained` then writes a Pisces folder.
+   * Memory: the LLM is held twice while it is copied in.
+   */
+  static fromParts(
+    parts: { languageModel: string; siglip: string; genClip: string; decoder: string },
+    options: ModelOptions & { seed?: number; config?: Partial<Omit<PiscesConfigJson, "text_config" | "image_start_token_id" | "image_end_token_id">> } = {},
+  ): PiscesForConditionalGeneration {
+    const load = { dtype: options.dtype, device: options.device };
+    const tokenizer = AutoTokenizer.fromPretrained(parts.languageModel);
+    tokenizer.addSpecialTokens([IMAGE_START_TOKEN, IMAGE_END_TOKEN]);
+    const llm = LlamaForCausalLM.fromPretrained(parts.languageModel, load);
+    const owned: { dispose(): void }[] = [llm];
+    try {
+      if (tokenizer.vocabSize > llm.config.vocabSize) llm.resizeTokenEmbeddings(tokenizer.vocabSize);
+      const { json: textJson } = T.readConfigJson(parts.languageModel, "Hugging Face model");
+      const json: PiscesConfigJson = {
+        model_type: "pisces",
+        architectures: ["PiscesForConditionalGeneration"],
+        understanding_feature_layer: -1,
+        generation_feature_layer: -1,
+        generation_pool_kernel: 4,
+        ...options.config,
+        text_config: { ...(textJson as LlamaConfigJson), vocab_size: llm.config.vocabSize },
+        image_start_token_id: tokenizer.tokenToId(IMAGE_START_TOKEN)!,
+        image_end_token_id: tokenizer.tokenToId(IMAGE_END_TOKEN)!,
+      };
+      const { config, unknownKeys } = resolvePiscesConfig(json, "fromParts config");
+      const siglip = SiglipVisionModel.fromPretrained(parts.siglip, load);
+      owned.push(siglip);
+      const genClip = GenClipEncoder.fromPretrained(parts.genClip, {
+        ...load,
+        kernel: config.generationPoolKernel,
+        featureLayer: config.generationFeatureLayer,
+      });
+      owned.push(genClip.clip);
+      const decoder = SdxlDecoder.fromPretrained(parts.decoder, load);
+      owned.push(decoder.unet, decoder.vae);
+      checkWidths("fromParts", config, () => null, siglip, genClip, decoder);
+      if (options.seed !== undefined) T.manualSeed(options.seed);
+      const model = new PiscesForConditionalGeneration(config, { siglip, genClip, decoder }, T.resolveLoadOptions(load));
+      owned.push(model);
+      model.language_model.loadStateDict(llm.stateDict()); // copied in, then the loaded LLM is freed
+      llm.dispose();
+      owned.shift();
+      model.unknownConfigKeys = unknownKeys;
+      const files: FolderFiles = new Map([
+        ["config.json", Buffer.from(JSON.stringify(json, null, 2))],
+        ["tokenizer.json", Buffer.from(JSON.stringify(tokenizer.toJSON()))],
+      ]);
+      for (const [name, bytes] of readFolderFiles(parts.languageModel))
+        if (name.startsWith("tokenizer_config") || name.startsWith("chat_template") || name === "special_tokens_map.json" || name === "generation_config.json")
+          files.set(name, bytes);
+      for (const [prefix, dir] of [
+        ["siglip", parts.siglip],
+        ["gen_clip", parts.genClip],
+        ["decoder", parts.decoder],
+      ] as const)
+        for (const [name, bytes] of readFolderFiles(dir)) files.set(`${prefix}/${name}`, bytes);
+      model.folderFiles = files;
+      model.eval();
+      model.processor = new PiscesProcessor(
+        tokenizer,
+        SiglipImageProcessor.fromPretrained(parts.siglip),
+        ClipImageProcessor.fromPretrained(parts.genClip),
+        config,
+        model.numUnderstandingTokens,
+        model.numGenerationVectors,
+      );
       return model;
     } catch (e) {
       for (const o of owned) o.dispose();
