@@ -30,6 +30,8 @@ export interface PiscesConfigJson {
   /** Training options, off by default: a cosine term beside the MSE, Gaussian noise on teacher-forced inputs. */
   image_cosine_loss_weight?: number;
   generation_input_noise_std?: number;
+  /** Normalise the generation targets per dimension with statistics stored in model.safetensors (generation_target_mean / _std). */
+  generation_target_normalization?: boolean;
   /** Predict the caption of generation samples too (off by default, as the paper). */
   generation_caption_loss?: boolean;
   /** `{caption}` is replaced by the caption. */
@@ -51,6 +53,7 @@ export interface PiscesConfig {
   readonly imageCosineLossWeight: number;
   readonly generationInputNoiseStd: number;
   readonly generationCaptionLoss: boolean;
+  readonly generationTargetNormalization: boolean;
   readonly generationPrompt: string;
   readonly captioningPrompt: string;
 }
@@ -101,6 +104,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
   const imageCosineLossWeight = weight("image_cosine_loss_weight", 0);
   const generationInputNoiseStd = weight("generation_input_noise_std", 0);
   const generationCaptionLoss = r.bool("generation_caption_loss", false);
+  const generationTargetNormalization = r.bool("generation_target_normalization", false);
   const generationPrompt = r.string("generation_prompt", GENERATION_PROMPT);
   const captioningPrompt = r.string("captioning_prompt", CAPTIONING_PROMPT);
   if (!generationPrompt.includes("{caption}")) r.fail("generation_prompt must contain {caption}, where the caption goes");
@@ -126,6 +130,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
       imageCosineLossWeight,
       generationInputNoiseStd,
       generationCaptionLoss,
+      generationTargetNormalization,
       generationPrompt,
       captioningPrompt,
     },

@@ -131,6 +131,40 @@ export class PiscesForConditionalGeneration extends Module {
     this.understanding_projector = new PiscesProjector(Du, C, C, config.projectorHiddenAct, options);
     this.generation_projector = new PiscesProjector(Dg, C, C, config.projectorHiddenAct, options);
     this.generation_head = new PiscesProjector(C, C, Dg, config.projectorHiddenAct, options);
+    if (config.generationTargetNormalization) {
+      // per-dimension statistics of the targets (set by the trainer), saved with the weights
+      this.registerBuffer("generation_target_mean", T.zeros([Dg], options));
+      this.registerBuffer("generation_target_std", T.ones([Dg], options));
+    }
+  }
+
+  /** gen-CLIP space -> the space the LLM predicts in (identity unless generation_target_normalization). */
+  normalizeTargets(x: Tensor): Tensor {
+    if (!this.config.generationTargetNormalization) return x;
+    const b = this as unknown as { generation_target_mean: Tensor; generation_target_std: Tensor };
+    return T.scope(() => x.sub(b.generation_target_mean.to(x.dtype)).div(b.generation_target_std.to(x.dtype)));
+  }
+
+  /** The inverse of normalizeTargets. */
+  denormalizeTargets(x: Tensor): Tensor {
+    if (!this.config.generationTargetNormalization) return x;
+    const b = this as unknown as { generation_target_mean: Tensor; generation_target_std: Tensor };
+    return T.scope(() => x.mul(b.generation_target_std.to(x.dtype)).add(b.generation_target_mean.to(x.dtype)));
+  }
+
+  /** Stores the targets' per-dimension mean and std (D), e.g. measured by the trainer over the data. */
+  setGenerationTargetStatistics(mean: Tensor, std: Tensor): void {
+    if (!this.config.generationTargetNormalization)
+      throw new PiscesError("generation_target_normalization is off in config.json: there are no statistics to set");
+    const b = this as unknown as { generation_target_mean: Tensor; generation_target_std: Tensor };
+    const D = b.generation_target_mean.size(0);
+    if (mean.shape.join() !== `${D}` || std.shape.join() !== `${D}`)
+      throw new PiscesError(`the statistics must be (${D}) vectors, got [${mean.shape}] and [${std.shape}]`);
+    if (T.scope(() => std.le(0).any().item())) throw new PiscesError("every std must be > 0");
+    T.noGrad(() => {
+      b.generation_target_mean.copy_(mean);
+      b.generation_target_std.copy_(std);
+    });
   }
 
   get siglip(): SiglipVisionModel {
@@ -210,7 +244,7 @@ export class PiscesForConditionalGeneration extends Module {
   forward(input: ForwardInput): PiscesOutput {
     return T.scope(() => {
       const targetsGiven = input.generationTargets ?? (input.generationPixelValues?.size(0) ? this.generationTargets(input.generationPixelValues) : null);
-      const targets = targetsGiven ? targetsGiven.to("float32") : null;
+      const targets = targetsGiven ? this.normalizeTargets(targetsGiven.to("float32")) : null;
       const e = this.embed(input, targets);
       const [B, Tn, C] = e.shape as [number, number, number];
       const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
@@ -238,7 +272,7 @@ export class PiscesForConditionalGeneration extends Module {
           .sum(-1)
           .div(pred.norm(2, -1).clamp(1e-8).mul(tgt.norm(2, -1).clamp(1e-8)));
         imageCosineLoss = cos.mean().neg().add(1);
-        imageEmbeddings = pred.reshape([targets.size(0), targets.size(1), D]);
+        imageEmbeddings = this.denormalizeTargets(pred.reshape([targets.size(0), targets.size(1), D])); // gen-CLIP space
       }
       const c = this.config;
       let loss = textLoss.mul(c.textLossWeight).add(imageLoss.mul(c.imageLossWeight));
@@ -314,7 +348,7 @@ export class PiscesForConditionalGeneration extends Module {
         yield { i: i + 1, of: m };
       }
       return T.scope(() => {
-        const all = T.stack(vectors, 1).to("float32"); // (B, m, D)
+        const all = this.denormalizeTargets(T.stack(vectors, 1).to("float32")); // (B, m, D) in gen-CLIP space
         const n = captions.length;
         return { conditional: all.slice(0, 0, n), unconditional: guidance > 1 ? all.slice(0, n, n + 1) : null };
       });

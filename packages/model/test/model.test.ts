@@ -94,3 +94,50 @@ describe("PiscesForConditionalGeneration", () => {
     expect(T.scope(() => conditional.sub(withCfg.conditional).abs().max().item())).toBeLessThan(1e-5); // padding does not change a row
   });
 });
+
+describe("generation_target_normalization", () => {
+  it("normalises targets for the loss and teacher forcing, and returns vectors in gen-CLIP space", async () => {
+    const { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const work = mkdtempSync(join(tmpdir(), "pisces-norm-"));
+    try {
+      const folder = join(work, "model");
+      cpSync(join(dir, "model"), folder, { recursive: true });
+      const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+      writeFileSync(join(folder, "config.json"), JSON.stringify({ ...config, generation_target_normalization: true }));
+      // strict loading: the statistics must be in model.safetensors
+      expect(() => PiscesForConditionalGeneration.fromPretrained(folder)).toThrow(/generation_target_mean/);
+      const state = T.loadSafetensors(join(dir, "model", "model.safetensors"));
+      const tensors = new Map(state.keys().map((k) => [k, state.get(k)] as const));
+      tensors.set("generation_target_mean", T.zeros([16]));
+      tensors.set("generation_target_std", T.ones([16]));
+      T.saveSafetensors(join(folder, "model.safetensors"), tensors);
+      const normed = PiscesForConditionalGeneration.fromPretrained(folder);
+      try {
+        const batch = await normed.processor!.call(records);
+        // mean 0, std 1: the same numbers as without normalisation
+        const [a, b] = T.noGrad(() => [loss(model.forward(batch)), loss(normed.forward(batch))]);
+        expect(b).toEqual(a);
+        const g = T.Generator;
+        const mean = T.randn([16], { generator: new g({ seed: 1 }) });
+        const std = T.rand([16], { generator: new g({ seed: 2 }) }).add(0.5);
+        normed.setGenerationTargetStatistics(mean, std);
+        const out = T.noGrad(() => normed.forward(batch));
+        const targets = normed.generationTargets(batch.generationPixelValues!);
+        // imageLoss is the MSE in normalised space; imageEmbeddings come back in gen-CLIP space
+        const expected = T.scope(() => out.imageEmbeddings!.sub(mean).div(std).sub(targets.sub(mean).div(std)).pow(2).mean().item());
+        expect(out.imageLoss.item()).toBeCloseTo(expected, 5);
+        // the first vector comes from the [IMG] position alone: the head's output, denormalised
+        const v = normed.generateImageEmbeddings({ captions: ["a red circle"], guidanceScale: 1 }).conditional;
+        const plain = model.generateImageEmbeddings({ captions: ["a red circle"], guidanceScale: 1 }).conditional;
+        expect(T.scope(() => v.select(1, 0).sub(plain.select(1, 0).mul(std).add(mean)).abs().max().item())).toBeLessThan(1e-5);
+        expect(() => normed.setGenerationTargetStatistics(mean, T.zeros([16]))).toThrow(/every std must be > 0/);
+        expect(() => model.setGenerationTargetStatistics(mean, std)).toThrow(/generation_target_normalization is off/);
+      } finally {
+        normed.dispose();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
