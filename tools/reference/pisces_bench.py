@@ -88,17 +88,7 @@ H = W = 256
 
 
 def decode(cond, uncond, steps, latents):
-    scheduler.set_timesteps(steps)
-    latents = latents * scheduler.init_noise_sigma
-    ids = torch.tensor([[H, W, 0, 0, H, W]] * 2, dtype=torch.float32)
-    context = torch.cat([uncond, cond])
-    pooled = torch.cat([uncond.mean(1), cond.mean(1)])
-    for t in scheduler.timesteps:
-        x = scheduler.scale_model_input(torch.cat([latents] * 2), t)
-        eps = unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"text_embeds": pooled, "time_ids": ids}).sample
-        eu, ec = eps.chunk(2)
-        latents = scheduler.step(eu + 3.0 * (ec - eu), t, latents).prev_sample
-    return latents
+    return ref.guided_decode(unet, scheduler, cond, uncond, steps, latents, H, W, 3.0)
 
 
 def t2i():

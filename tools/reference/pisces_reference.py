@@ -344,18 +344,9 @@ def make(name, spec, out):
     height = width = 32  # VAE x4, UNet x2
     latents = torch.randn(2, 4, height // 4, width // 4, generator=g)
     tensors["init_latents"] = latents.clone()
-    scheduler.set_timesteps(4)
-    latents = latents * scheduler.init_noise_sigma
     guidance = 3.0
     with torch.no_grad():
-        ids = torch.tensor([[height, width, 0, 0, height, width]] * 4, dtype=torch.float32)
-        context = torch.cat([uncond, cond])
-        pooled = torch.cat([uncond.mean(1), cond.mean(1)])
-        for t in scheduler.timesteps:
-            x = scheduler.scale_model_input(torch.cat([latents] * 2), t)
-            eps = unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"text_embeds": pooled, "time_ids": ids}).sample
-            eu, ec = eps.chunk(2)
-            latents = scheduler.step(eu + guidance * (ec - eu), t, latents).prev_sample
+        latents = guided_decode(unet, scheduler, cond, uncond, 4, latents, height, width, guidance)
         image = (vae.decode(latents / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
     tensors.update(final_latents=latents, image=image)
 
@@ -363,6 +354,22 @@ def make(name, spec, out):
     json.dump({"records": records, "understanding_images": ["image0.png", "image2.png"], "generation_images": ["image1.png", "image3.png"],
                "vector_captions": captions, "caption_tokens": caption_tokens, "guidance": guidance, "steps": 4, "height": height, "width": width},
               open(os.path.join(d, "reference.json"), "w"), indent=1)
+
+
+def guided_decode(unet, scheduler, cond, uncond, steps, latents, height, width, guidance):
+    """The decoder loop: classifier-free guidance between the caption's vectors and the empty caption's,
+    Emu2-style conditioning (vectors as context, their mean in the pooled slot, SDXL time ids)."""
+    scheduler.set_timesteps(steps)
+    latents = latents * scheduler.init_noise_sigma
+    ids = torch.tensor([[height, width, 0, 0, height, width]] * (2 * cond.shape[0]), dtype=torch.float32)
+    context = torch.cat([uncond, cond])
+    pooled = torch.cat([uncond.mean(1), cond.mean(1)])
+    for t in scheduler.timesteps:
+        x = scheduler.scale_model_input(torch.cat([latents] * 2), t)
+        eps = unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"text_embeds": pooled, "time_ids": ids}).sample
+        eu, ec = eps.chunk(2)
+        latents = scheduler.step(eu + guidance * (ec - eu), t, latents).prev_sample
+    return latents
 
 
 def save_pisces(model, siglip, gen_clip, folder, spec, S):

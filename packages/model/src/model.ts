@@ -198,11 +198,21 @@ export class PiscesForConditionalGeneration extends Module {
 
   /** Token embeddings (B, T, C) with the understanding vectors and teacher-forced generation vectors in their places. */
   embed(input: ForwardInput, targets: Tensor | null): Tensor {
+    const [B, Tn] = input.inputIds.shape as [number, number];
+    return this.spliceEmbeddings(
+      input,
+      targets,
+      places(input.understandingMask, "understandingMask", B, Tn),
+      places(input.generationMask, "generationMask", B, Tn),
+    );
+  }
+
+  /** embed() with the flat places of both masks already read (forward reads them once). */
+  private spliceEmbeddings(input: ForwardInput, targets: Tensor | null, und: number[], gen: number[]): Tensor {
     return T.scope(() => {
       const ids = input.inputIds;
       let e = this.language_model.getInputEmbeddings().forward(ids); // (B, T, C)
       const [B, Tn, C] = e.shape as [number, number, number];
-      const und = places(input.understandingMask, "understandingMask", B, Tn);
       if (und.length) {
         const features = input.understandingFeatures ?? (input.understandingPixelValues ? this.understandingFeatures(input.understandingPixelValues) : null);
         if (!features) throw new PiscesError(`the batch marks ${und.length} understanding places but gives no understanding pixel values or features`);
@@ -217,7 +227,6 @@ export class PiscesForConditionalGeneration extends Module {
           .reshape([B, Tn, C]);
       } else if (input.understandingPixelValues?.size(0) || input.understandingFeatures?.size(0))
         throw new PiscesError("understanding images were given but the batch marks no place for them");
-      const gen = places(input.generationMask, "generationMask", B, Tn);
       if (gen.length) {
         if (!targets) throw new PiscesError(`the batch marks ${gen.length} generation places but gives no generation pixel values or targets`);
         if (targets.size(0) * targets.size(1) !== gen.length)
@@ -245,8 +254,11 @@ export class PiscesForConditionalGeneration extends Module {
     return T.scope(() => {
       const targetsGiven = input.generationTargets ?? (input.generationPixelValues?.size(0) ? this.generationTargets(input.generationPixelValues) : null);
       const targets = targetsGiven ? this.normalizeTargets(targetsGiven.to("float32")) : null;
-      const e = this.embed(input, targets);
-      const [B, Tn, C] = e.shape as [number, number, number];
+      const [B, Tn] = input.inputIds.shape as [number, number];
+      const und = places(input.understandingMask, "understandingMask", B, Tn);
+      const gen = places(input.generationMask, "generationMask", B, Tn); // read once: the masks live on the device
+      const e = this.spliceEmbeddings(input, targets, und, gen);
+      const C = e.size(2);
       const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
       const logits = this.language_model.lm_head.forward(h);
       const labelled = T.scope(() => input.labels.slice(1, 1).ne(-100).any().item()) === 1;
@@ -255,7 +267,6 @@ export class PiscesForConditionalGeneration extends Module {
       let imageLoss = zero();
       let imageCosineLoss = imageLoss;
       let imageEmbeddings: Tensor | null = null;
-      const gen = places(input.generationMask, "generationMask", B, Tn);
       if (gen.length && targets) {
         if (gen.some((p) => p % Tn === 0)) throw new PiscesError("a generation place is the first position of its row: [IMG] must come before the vectors");
         // the hidden state at [IMG] predicts vector 1, at vector i predicts vector i + 1

@@ -3,7 +3,7 @@
 // denoises guided between the two sets, Emu2 / BLIP3-o style (guidance 3, Euler, 50 steps).
 // An async generator of progress events; an AbortSignal stops it between steps and frees everything.
 import type { PiscesForConditionalGeneration } from "@pisces/model";
-import { DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, type Scheduler, type SchedulerConfigJson, toPng } from "@pisces/sdxl-decoder";
+import { type Scheduler, type SchedulerConfigJson, schedulerFromConfig, toPng, trainingScheduleConfig } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
 import { abortError, checkSignal, SamplerError, yieldToEventLoop } from "./errors.js";
 
@@ -44,34 +44,16 @@ function positiveInt(value: unknown, what: string): number {
   return value as number;
 }
 
-/** The training noise schedule every scheduler shares (diffusers' scheduler_config.json keys). */
-const SHARED_SCHEDULER_KEYS = [
-  "num_train_timesteps",
-  "beta_start",
-  "beta_end",
-  "beta_schedule",
-  "prediction_type",
-  "timestep_spacing",
-  "steps_offset",
-] as const;
+const SCHEDULER_CLASSES = { euler: "EulerDiscreteScheduler", ddim: "DDIMScheduler", dpm: "DPMSolverMultistepScheduler" } as const;
 
+/** The folder's training schedule run by the named algorithm (with that algorithm's default settings). */
 function makeScheduler(model: PiscesForConditionalGeneration, choice: SchedulerName | Scheduler | undefined): Scheduler | undefined {
   if (choice === undefined || typeof choice === "object") return choice;
+  const className = Object.hasOwn(SCHEDULER_CLASSES, choice) ? SCHEDULER_CLASSES[choice] : undefined;
+  if (!className) throw new SamplerError(`scheduler must be "euler", "ddim" or "dpm", got ${JSON.stringify(choice)}`);
   const raw = model.folderFiles.get("decoder/scheduler/scheduler_config.json");
   const folder = (raw ? JSON.parse(raw.toString("utf8")) : {}) as SchedulerConfigJson;
-  // the training schedule is the folder's; the algorithm's own settings take their defaults
-  const json: Record<string, unknown> = {};
-  for (const key of SHARED_SCHEDULER_KEYS) if (folder[key] !== undefined) json[key] = folder[key];
-  switch (choice) {
-    case "euler":
-      return EulerDiscreteScheduler.fromConfig({ ...json, _class_name: "EulerDiscreteScheduler" } as SchedulerConfigJson);
-    case "ddim":
-      return DDIMScheduler.fromConfig({ ...json, _class_name: "DDIMScheduler" } as SchedulerConfigJson);
-    case "dpm":
-      return DPMSolverMultistepScheduler.fromConfig({ ...json, _class_name: "DPMSolverMultistepScheduler" } as SchedulerConfigJson);
-    default:
-      throw new SamplerError(`scheduler must be "euler", "ddim" or "dpm", got ${JSON.stringify(choice)}`);
-  }
+  return schedulerFromConfig({ ...trainingScheduleConfig(folder), _class_name: className }, "decoder/scheduler/scheduler_config.json");
 }
 
 function defaultSize(model: PiscesForConditionalGeneration): number {

@@ -10,6 +10,7 @@ export {
   type SchedulerConfigJson,
   type SchedulerStepOutput,
   spacedTimesteps,
+  trainingScheduleConfig,
   type TimestepSpacing,
 } from "./schedulers/scheduler.js";
 export {

@@ -1,5 +1,6 @@
 // Test helpers: the tiny random Pisces of the PyTorch reference, and recipes over its images.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as T from "@pisces/tensor-cuda";
 import { join } from "node:path";
 import type { RecipeJson } from "../src/index.js";
 import { piscesReference, piscesReferenceScript } from "../../../tools/test-support/pisces-fixtures.js";
@@ -29,4 +30,33 @@ export function writeRecipe(work: string, overrides: Partial<RecipeJson> = {}, e
   const path = join(work, "recipe.json");
   writeFileSync(path, JSON.stringify(recipe));
   return path;
+}
+
+/**
+ * Takes one step as the reference steps do (backward, clipping at norm 1, AdamW lr 1e-4 and weight
+ * decay 0.01) and returns the largest difference of the updated weights from the reference's, whose
+ * keys `referenceKey` gives.
+ */
+export function stepAndCompare(module: T.nn.Module, loss: T.Tensor, reference: T.SafetensorsReader, referenceKey: (key: string) => string): number {
+  const optimizer = new T.optim.AdamW(module.parameters(), { lr: 1e-4, weightDecay: 0.01 });
+  try {
+    loss.backward();
+    T.optim.clipGradNorm(module.parameters(), 1);
+    optimizer.step();
+    let worst = 0;
+    for (const [k, p] of module.stateDict())
+      worst = Math.max(
+        worst,
+        T.scope(() =>
+          p
+            .sub(reference.get(referenceKey(k)))
+            .abs()
+            .max()
+            .item(),
+        ),
+      );
+    return worst;
+  } finally {
+    optimizer.dispose();
+  }
 }

@@ -147,6 +147,16 @@ const SHARED_KEYS = [
 ];
 
 /**
+ * The training noise schedule of a scheduler_config.json (the keys every scheduler shares), without
+ * the algorithm's own settings: to run the same trained model with another scheduler.
+ */
+export function trainingScheduleConfig(json: SchedulerConfigJson): SchedulerConfigJson {
+  const out: SchedulerConfigJson = {};
+  for (const key of SHARED_KEYS) if (!key.startsWith("_") && json[key] !== undefined) out[key] = json[key];
+  return out;
+}
+
+/**
  * The settings every scheduler here shares, read and validated from scheduler_config.json once
  * (each scheduler extends this, then reads its own keys).
  */
