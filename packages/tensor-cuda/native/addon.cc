@@ -17,6 +17,15 @@
 #include <c10/util/Exception.h>
 #include <node_api.h>
 #include <torch/version.h>
+// c10d (used by distributed.h)
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+#ifdef PISCES_WITH_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#include <chrono>
 
 #include <immintrin.h>
 
@@ -980,6 +989,8 @@ napi_value Version(napi_env env, napi_callback_info) {
   return out;
 }
 
+#include "distributed.h"
+
 void finalizeEnv(napi_env env, void* data, void*) {
   auto* e = static_cast<Env*>(data);
   delete e;
@@ -1000,6 +1011,11 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"generatorSeed", GeneratorSeed}, {"setNumThreads", SetNumThreads}, {"getNumThreads", GetNumThreads},
       {"cudaInfo", CudaInfo}, {"cudaSynchronize", CudaSynchronize}, {"cudaMemory", CudaMemory},
       {"setErrorClasses", SetErrorClasses}, {"version", Version},
+      {"distInfo", DistInfo}, {"tcpStore", TcpStore}, {"storeSet", StoreSet}, {"storeGet", StoreGet},
+      {"storeAdd", StoreAdd}, {"storeCheck", StoreCheck}, {"processGroupGloo", ProcessGroupGloo},
+      {"allReduce", AllReduce}, {"broadcast", Broadcast}, {"allGather", AllGather},
+      {"reduceScatter", ReduceScatter}, {"barrier", Barrier}, {"destroyGroup", DestroyGroup},
+      {"reducer", ReducerNew}, {"reducerPrepare", ReducerPrepare},
   };
   for (const auto& f : fns) {
     napi_value fn;

@@ -81,9 +81,12 @@ function findNodeApiHeaders() {
 }
 
 const torch = findLibtorch();
-const wanted = { torchVersion: torch.torchVersion, cuda: torch.cuda ?? null, libDir: torch.libDir, nodeModules: process.versions.modules };
+// c10d's Gloo group needs gloo/ headers (Debian's libgloo-dev): a build made before they were
+// installed is redone once they are there.
+const glooHeaders = [process.env.GLOO_INCLUDE_DIR, "/usr/include", "/usr/local/include"].some((d) => d && existsSync(join(d, "gloo", "rendezvous", "store.h")));
+const wanted = { torchVersion: torch.torchVersion, cuda: torch.cuda ?? null, libDir: torch.libDir, nodeModules: process.versions.modules, gloo: glooHeaders };
 const recorded = existsSync(infoPath) ? JSON.parse(readFileSync(infoPath, "utf8")) : null;
-const sameTarget = recorded && ["torchVersion", "cuda", "libDir", "nodeModules"].every((k) => recorded[k] === wanted[k]);
+const sameTarget = recorded && ["torchVersion", "cuda", "libDir", "nodeModules", "gloo"].every((k) => recorded[k] === wanted[k]);
 if (!force && existsSync(output) && statSync(output).mtimeMs > sourcesMtime() && sameTarget) {
   console.log(`@pisces/tensor-cuda: addon is up to date (torch ${wanted.torchVersion}${wanted.cuda ? `, CUDA ${wanted.cuda}` : ", CPU"})`);
   process.exit(0);

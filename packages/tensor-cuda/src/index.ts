@@ -70,3 +70,4 @@ export {
 } from "./pretrained.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./optim/index.js";
+export * as distributed from "./distributed.js";

@@ -39,6 +39,22 @@ export interface NativeAddon {
   cudaMemory(index?: number): [number, number];
   setErrorClasses(torchError: unknown, oomError: unknown): void;
   version(): string;
+  // c10d (native/distributed.h)
+  distInfo(): [boolean, boolean];
+  tcpStore(host: string, port: number, worldSize: number, isServer: boolean, timeoutMs: number, waitWorkers: boolean): object;
+  storeSet(store: object, key: string, value: string): void;
+  storeGet(store: object, key: string): string;
+  storeAdd(store: object, key: string, amount: number): number;
+  storeCheck(store: object, keys: readonly string[]): boolean;
+  processGroupGloo(store: object, rank: number, size: number, timeoutMs: number, groupName: string, iface: string | null): object;
+  allReduce(group: object, tensors: readonly Handle[], op: string): void;
+  broadcast(group: object, tensors: readonly Handle[], root: number): void;
+  allGather(group: object, outputs: readonly Handle[], input: Handle): void;
+  reduceScatter(group: object, output: Handle, inputs: readonly Handle[], op: string): void;
+  barrier(group: object): void;
+  destroyGroup(groupOrReducer: object): void;
+  reducer(group: object, params: readonly Handle[], bucketCapBytes: number, firstBucketCapBytes: number, findUnusedParameters: boolean): object;
+  reducerPrepare(reducer: object, outputs: readonly Handle[]): void;
 }
 
 const REBUILD = "npx pisces-tensor-build (in your project; it runs this package's scripts/build-native.mjs --force)";
