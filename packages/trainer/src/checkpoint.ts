@@ -10,8 +10,14 @@ export interface TrainerState {
   step: number;
   /** The loader's position (data.ts). */
   data: unknown;
+  /** Eligible records seen on the shared stream (data-parallel bookkeeping; absent in older checkpoints). */
+  eligible?: number;
   skipped: number;
   read: number;
+  /** Steps skipped for a NaN/inf loss or gradient. */
+  nonfinite?: number;
+  /** Data-parallel runs: each rank's loader state, by rank. */
+  ranks?: { data: unknown; eligible: number; skipped: number; read: number }[];
   schedulerStep: number;
   optimizerScalars: Record<string, number>;
   recipeName: string;

@@ -2,7 +2,7 @@
 export { CheckpointError, checkpointName, latestCheckpoint, saveCheckpoint, type TrainerState, trimMetrics } from "./checkpoint.js";
 export { type DecoderLossInput, decoderLoss, trainDecoder } from "./decoder-trainer.js";
 export { DataError, type DataPosition, RecordStream, readManifest, SeededRandom } from "./data.js";
-export { runTraining, type TrainerSpec, type TrainEvent, type TrainOptions } from "./loop.js";
+export { runTraining, type TrainerSpec, type TrainEvent, TrainingError, type TrainOptions } from "./loop.js";
 export { MaskedImageModel, trainGenClip } from "./gen-clip-trainer.js";
 export { trainPisces } from "./pisces-trainer.js";
 export { siglipLoss, trainSiglip } from "./siglip-trainer.js";

@@ -3,6 +3,13 @@
 // with the recipe's warm-up schedule, metrics as JSONL, atomic checkpoints and a bit-exact resume.
 // A trainer supplies only what differs: how a record becomes an example, the loss of a micro-batch,
 // extra state (an EMA) and the final export.
+//
+// Data-parallel: with a process group of N ranks (torchrun's variables, or `pisces-train
+// --nproc-per-node N`), every rank walks the same seeded record stream and takes every N-th
+// eligible record, so the N ranks together see what one rank with an N times larger batch sees;
+// gradients are averaged by DistributedDataParallel's Reducer during the backward. Only rank 0
+// writes metrics, checkpoints and the final folder (each rank's data position is gathered into
+// the checkpoint through the store).
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
@@ -12,7 +19,18 @@ import type { Recipe } from "./recipe.js";
 
 export type TrainEvent =
   | { type: "start"; step: number; maxSteps: number; resumedFrom: string | null; parameters: number }
-  | { type: "step"; step: number; loss: number; parts: Record<string, number>; lr: number; gradNorm: number; skipped: number; recordsPerSecond: number }
+  | {
+      type: "step";
+      step: number;
+      loss: number;
+      parts: Record<string, number>;
+      lr: number;
+      gradNorm: number;
+      skipped: number;
+      /** Steps skipped so far because the loss or the gradients were NaN/inf. */
+      nonfinite: number;
+      recordsPerSecond: number;
+    }
   | { type: "checkpoint"; step: number; dir: string }
   | { type: "done"; step: number; dir: string };
 
@@ -21,12 +39,29 @@ export interface TrainOptions {
   resume?: boolean;
   /** Receives the first few skipped records (default: nothing). */
   warn?: (message: string) => void;
+  /** Train data-parallel over this group (every rank calls runTraining with the same recipe). */
+  group?: T.distributed.ProcessGroup;
+}
+
+export class TrainingError extends Error {
+  override name = "TrainingError";
+}
+
+/** What one rank's loader has consumed (saved per rank in a checkpoint). */
+interface RankState {
+  data: DataPosition;
+  /** Eligible records seen on the shared stream (every rank's, not only this rank's). */
+  eligible: number;
+  skipped: number;
+  read: number;
 }
 
 /** What a trainer plugs into the loop. `E` is one prepared example (tensors it owns). */
 export interface TrainerSpec<E> {
   /** The module whose parameters are trained (its state dict is checkpointed). */
   module: T.nn.Module;
+  /** Cheap check that a record is this trainer's (e.g. its task), before any decoding; data-parallel ranks split the accepted records. */
+  accepts?(record: unknown): boolean;
   /** A record -> an example, a problem (skipped and counted), or null (not this trainer's: passed over). */
   prepare(record: unknown, source: string): Promise<E | string | null>;
   disposeExample(example: E): void;
@@ -42,21 +77,38 @@ export interface TrainerSpec<E> {
 }
 
 export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
+  const group = options.group && options.group.size > 1 ? options.group : null;
+  const world = group?.size ?? 1;
+  const rank = group?.rank ?? 0;
+  const lead = rank === 0;
+  if (recipe.microBatchSize * recipe.accumulationSteps !== recipe.globalBatchSize || recipe.globalBatchSize % (recipe.microBatchSize * world) !== 0)
+    throw new TrainingError(
+      `global_batch_size ${recipe.globalBatchSize} is not a multiple of micro_batch_size ${recipe.microBatchSize} x ${world} ranks: change the batch sizes or the number of ranks`,
+    );
+  const accumulation = recipe.globalBatchSize / (recipe.microBatchSize * world);
   const out = recipe.outputDir;
   mkdirSync(out, { recursive: true });
   const checkpoint = latestCheckpoint(out);
   if (checkpoint && !options.resume)
     throw new CheckpointError(`${out} already holds checkpoints (latest ${checkpoint.dir}): pass --resume to continue, or choose another output_dir`);
+  const state = checkpoint?.state ?? null;
+  const saved: RankState[] | null = state
+    ? ((state.ranks as RankState[] | undefined) ?? [
+        { data: state.data as DataPosition, eligible: state.eligible ?? 0, skipped: state.skipped, read: state.read },
+      ])
+    : null;
+  if (saved && saved.length !== world)
+    throw new CheckpointError(`${checkpoint!.dir} was written by a run of ${saved.length} rank(s): resume it with the same number of ranks (now ${world})`);
   const module = spec.module;
   const params = module.parameters();
   const o = recipe.optimizer;
   const optimizer = new T.optim.AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, betas: o.betas, eps: o.eps });
+  let ddp: T.distributed.DistributedDataParallel | null = null;
   try {
     const scheduler =
       recipe.schedule.type === "constant_with_warmup"
         ? T.optim.getConstantScheduleWithWarmup(optimizer, { numWarmupSteps: recipe.schedule.warmupSteps })
         : T.optim.getCosineScheduleWithWarmup(optimizer, { numWarmupSteps: recipe.schedule.warmupSteps, numTrainingSteps: recipe.maxSteps });
-    const state = checkpoint?.state ?? null;
     if (checkpoint && state) {
       const weights = T.loadSafetensors(join(checkpoint.dir, "model.safetensors"));
       const own = weights.keys().filter((k) => !k.startsWith("extra."));
@@ -75,18 +127,27 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
       for (const t of tensors.values()) t.dispose();
       for (let i = 0; i < state.schedulerStep; i++) scheduler.step();
     }
+    // Parameters a batch does not use (the understanding MLP in a generation-only batch) are
+    // found from the loss's graph each step, as DDP's find_unused_parameters does.
+    if (group) ddp = new T.distributed.DistributedDataParallel(module, group, { findUnusedParameters: true });
     module.train();
-    const stream = new RecordStream(recipe.data, recipe.seed, recipe.shuffle, state?.data as DataPosition | undefined);
-    let skipped = state?.skipped ?? 0;
-    let read = state?.read ?? 0;
+    const mine = saved?.[rank];
+    const stream = new RecordStream(recipe.data, recipe.seed, recipe.shuffle, mine?.data as DataPosition | undefined);
+    let eligible = mine?.eligible ?? 0;
+    let skipped = mine?.skipped ?? 0;
+    let read = mine?.read ?? 0;
+    let nonfinite = state?.nonfinite ?? 0;
+    let nonfiniteInARow = 0;
     const startStep = state?.step ?? 0;
     const metrics = join(out, "metrics.jsonl");
-    trimMetrics(metrics, startStep); // a killed run may have logged steps past its last checkpoint
+    if (lead) trimMetrics(metrics, startStep); // a killed run may have logged steps past its last checkpoint
     const warn = options.warn ?? (() => {});
 
-    const draw = async (): Promise<E> => {
+    const draw = async (): Promise<{ example: E; source: string }> => {
       for (;;) {
         const { record, source } = stream.next();
+        if (!("bad" in record) && spec.accepts && !spec.accepts(record)) continue; // another trainer's record
+        if (eligible++ % world !== rank) continue; // another rank's
         read++;
         let result: E | string | null;
         if ("bad" in record) result = record.bad;
@@ -100,12 +161,21 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
           read--; // another trainer's record: not counted
           continue;
         }
-        if (typeof result !== "string") return result;
+        if (typeof result !== "string") return { example: result, source };
         skipped++;
         if (skipped <= 5) warn(`skipped ${result}`);
         if (read >= 20 && skipped / read > recipe.maxSkippedFraction)
           throw new DataError(`${skipped} of ${read} records were bad (more than max_skipped_fraction ${recipe.maxSkippedFraction}); the last: ${result}`);
       }
+    };
+    /** Averages named numbers over the ranks (sums the counters). */
+    const gather = (values: number[], op: "avg" | "sum"): number[] => {
+      if (!group) return values;
+      return T.scope(() => {
+        const t = T.tensor(values, { dtype: "float64" });
+        group.allReduce(t);
+        return Array.from(t.toArray() as Float64Array, (v) => (op === "avg" ? v / world : v));
+      });
     };
 
     yield { type: "start", step: startStep, maxSteps: recipe.maxSteps, resumedFrom: checkpoint?.dir ?? null, parameters: module.numParameters() };
@@ -114,50 +184,113 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
       const lr = optimizer.lr;
       let loss = 0;
       const parts: Record<string, number> = {};
-      for (let micro = 0; micro < recipe.accumulationSteps; micro++) {
+      const sources: string[] = [];
+      for (let micro = 0; micro < accumulation; micro++) {
         const examples: E[] = [];
         try {
-          for (let i = 0; i < recipe.microBatchSize; i++) examples.push(await draw());
+          for (let i = 0; i < recipe.microBatchSize; i++) {
+            const drawn = await draw();
+            examples.push(drawn.example);
+            sources.push(drawn.source);
+          }
           const values = T.scope(() => {
             // every random draw of a micro-batch from one generator: a resumed run draws the same
-            const generator = new T.Generator({ seed: recipe.seed * 1_000_003 + step * 1_009 + micro });
+            const generator = new T.Generator({ seed: recipe.seed * 1_000_003 + step * 1_009 + micro + rank * 100_003 });
             const r = spec.loss(examples, generator, step);
-            r.loss.div(recipe.accumulationSteps).backward();
+            const scaled = r.loss.div(accumulation);
+            if (ddp && micro === accumulation - 1) ddp.prepareForBackward([scaled]); // the last micro-batch synchronises
+            scaled.backward();
             return { loss: r.loss.item(), parts: Object.fromEntries(Object.entries(r.parts).map(([k, t]) => [k, t.item()])) };
           });
-          loss += values.loss / recipe.accumulationSteps;
-          for (const [k, v] of Object.entries(values.parts)) parts[k] = (parts[k] ?? 0) + v / recipe.accumulationSteps;
+          loss += values.loss / accumulation;
+          for (const [k, v] of Object.entries(values.parts)) parts[k] = (parts[k] ?? 0) + v / accumulation;
         } finally {
           for (const e of examples) spec.disposeExample(e);
         }
       }
+      const names = Object.keys(parts);
+      const averaged = gather([loss, ...names.map((k) => parts[k]!)], "avg");
+      loss = averaged[0]!;
+      names.forEach((k, i) => {
+        parts[k] = averaged[i + 1]!;
+      });
+      const skippedAll = gather([skipped], "sum")[0]!;
+      // the gradients are the same on every rank after the all-reduce, so is this decision
       const gradNorm = T.optim.clipGradNorm(params, recipe.maxGradNorm > 0 ? recipe.maxGradNorm : Number.POSITIVE_INFINITY);
-      optimizer.step();
+      if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
+        optimizer.step();
+        nonfiniteInARow = 0;
+      } else {
+        nonfinite++;
+        nonfiniteInARow++;
+        warn(`step ${step}: the ${Number.isFinite(loss) ? "gradient norm" : "loss"} is not finite; the step is skipped (${nonfiniteInARow} in a row)`);
+        if (nonfiniteInARow >= recipe.maxNonfiniteSteps) {
+          const last = latestCheckpoint(out);
+          throw new TrainingError(
+            `${nonfiniteInARow} steps in a row had a NaN/inf loss or gradient (max_nonfinite_steps ${recipe.maxNonfiniteSteps}), the last at step ${step} ` +
+              `with the records ${sources.slice(0, 8).join(", ")}${sources.length > 8 ? ", ..." : ""}; ` +
+              (last ? `the last good checkpoint is ${last.dir}` : "no checkpoint was written yet") +
+              ": lower the learning rate or check the data, then resume",
+          );
+        }
+      }
       scheduler.step();
       module.zeroGrad();
       spec.afterStep?.();
-      if (step % recipe.logEvery === 0 || step === recipe.maxSteps)
-        appendFileSync(metrics, `${JSON.stringify({ step, loss, ...parts, lr, grad_norm: gradNorm, skipped })}\n`);
-      yield { type: "step", step, loss, parts, lr, gradNorm, skipped, recordsPerSecond: (recipe.globalBatchSize * 1000) / (performance.now() - t0) };
+      if (lead && (step % recipe.logEvery === 0 || step === recipe.maxSteps))
+        appendFileSync(metrics, `${JSON.stringify({ step, loss, ...parts, lr, grad_norm: gradNorm, skipped: skippedAll, nonfinite })}\n`);
+      yield {
+        type: "step",
+        step,
+        loss,
+        parts,
+        lr,
+        gradNorm,
+        skipped: skippedAll,
+        nonfinite,
+        recordsPerSecond: (recipe.globalBatchSize * 1000) / (performance.now() - t0),
+      };
       if (step % recipe.saveEvery === 0 || step === recipe.maxSteps) {
-        const moments = optimizer.stateDict();
-        const weights = new Map(module.stateDict());
-        for (const [k, t] of spec.extraState?.() ?? []) weights.set(`extra.${k}`, t);
-        const dir = saveCheckpoint(
-          out,
-          {
-            model: weights,
-            optimizer: moments.tensors,
-            state: { step, data: stream.position, skipped, read, schedulerStep: step, optimizerScalars: moments.scalars, recipeName: recipe.name },
-          },
-          recipe.keepLast,
-        );
-        yield { type: "checkpoint", step, dir };
+        const own: RankState = { data: stream.position, eligible, skipped, read };
+        let ranks: RankState[] = [own];
+        if (group) {
+          group.store.set(`pisces-train/${step}/${rank}`, JSON.stringify(own));
+          ranks = lead ? Array.from({ length: world }, (_, r) => JSON.parse(group.store.get(`pisces-train/${step}/${r}`)) as RankState) : [];
+        }
+        if (lead) {
+          const moments = optimizer.stateDict();
+          const weights = new Map(module.stateDict());
+          for (const [k, t] of spec.extraState?.() ?? []) weights.set(`extra.${k}`, t);
+          const dir = saveCheckpoint(
+            out,
+            {
+              model: weights,
+              optimizer: moments.tensors,
+              state: {
+                step,
+                data: own.data,
+                eligible,
+                skipped,
+                read,
+                nonfinite,
+                ...(group ? { ranks } : {}),
+                schedulerStep: step,
+                optimizerScalars: moments.scalars,
+                recipeName: recipe.name,
+              },
+            },
+            recipe.keepLast,
+          );
+          yield { type: "checkpoint", step, dir };
+        }
       }
     }
     module.eval();
-    yield { type: "done", step: recipe.maxSteps, dir: spec.finish() };
+    const final = lead ? spec.finish() : join(out, "final");
+    group?.barrier(); // the final folder is complete before any rank reports done
+    yield { type: "done", step: recipe.maxSteps, dir: final };
   } finally {
+    ddp?.dispose();
     optimizer.dispose();
   }
 }

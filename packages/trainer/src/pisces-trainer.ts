@@ -36,6 +36,7 @@ export async function* trainPisces(recipe: Recipe, options: TrainOptions = {}): 
       recipe,
       {
         module: model,
+        accepts: (record) => recipe.tasks.includes((record as PiscesRecord).task),
         async prepare(record, source) {
           const r = record as PiscesRecord;
           if (!recipe.tasks.includes(r.task)) return null;

@@ -46,6 +46,8 @@ export interface RecipeJson {
   log_every?: number;
   /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
   max_skipped_fraction?: number;
+  /** A step whose loss or gradients are NaN/inf is skipped; this many in a row stop the run (default 5). */
+  max_nonfinite_steps?: number;
   /** Loss weights overriding the model's config. */
   text_loss_weight?: number;
   image_loss_weight?: number;
@@ -77,6 +79,7 @@ export interface Recipe {
   readonly keepLast: number;
   readonly logEvery: number;
   readonly maxSkippedFraction: number;
+  readonly maxNonfiniteSteps: number;
   readonly textLossWeight: number | null;
   readonly imageLossWeight: number | null;
 }
@@ -146,6 +149,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const keepLast = r.int("keep_last", 2, { max: 1000 });
   const logEvery = r.int("log_every", 1, { max: 1e9 });
   const maxSkippedFraction = r.number("max_skipped_fraction", 0.1, { min: 0, max: 1 });
+  const maxNonfiniteSteps = r.int("max_nonfinite_steps", 5, { max: 1e9 });
   const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
   const imageLossWeight = r.has("image_loss_weight") ? r.number("image_loss_weight", 1, { min: 0, max: 1e6 }) : null;
   for (const nested of [o, s]) for (const k of nested?.unreadKeys() ?? []) r.fail(`${k} is not a recipe key`);
@@ -178,6 +182,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     keepLast,
     logEvery,
     maxSkippedFraction,
+    maxNonfiniteSteps,
     textLossWeight,
     imageLossWeight,
   };
