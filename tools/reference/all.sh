@@ -14,4 +14,5 @@ touch packages/sdxl-decoder/test/fixtures/generated/complete
 $PY $ref/pisces_reference.py tools/reference/out/pisces
 $PY $ref/vision_reference.py tools/reference/out/vision
 $PY $ref/siglip_text_reference.py tools/reference/out/vision/siglip_text tools/reference/out/vision/images/astronaut.png
+$PY $ref/clip_reference.py tools/reference/out/vision/clip
 echo "reference fixtures regenerated"

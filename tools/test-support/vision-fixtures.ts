@@ -56,3 +56,12 @@ export function pixelDifferences<X extends Tensorish<X>>(
   if (process.env.PISCES_VERBOSE) console.log(rows.map((r) => `${r.name}: max ${r.max.toFixed(4)} mean ${r.mean.toFixed(5)}`).join("\n"));
   return rows;
 }
+
+/** The CLIP (both towers) fixtures: model, batch outputs and one gen-CLIP training step (tools/reference/clip_reference.py). */
+export function clipFixtures(): string {
+  const out = join(visionFixtures, "clip");
+  generateOnce(join(out, "step.safetensors"), out, () => {
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "clip_reference.py"), out], { stdio: "pipe" });
+  });
+  return out;
+}

@@ -92,3 +92,75 @@ export function clipVitB16(): ClipVisionConfigJson {
     hidden_act: "quick_gelu",
   };
 }
+
+export interface ClipTextConfigJson {
+  vocab_size?: number;
+  hidden_size?: number;
+  intermediate_size?: number;
+  num_hidden_layers?: number;
+  num_attention_heads?: number;
+  max_position_embeddings?: number;
+  hidden_act?: string;
+  layer_norm_eps?: number;
+  pad_token_id?: number;
+  bos_token_id?: number;
+  eos_token_id?: number;
+  [key: string]: unknown;
+}
+
+/** transformers' CLIPTextConfig, resolved. */
+export interface ClipTextConfig {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly maxPositionEmbeddings: number;
+  readonly hiddenAct: ClipActivation;
+  readonly layerNormEps: number;
+  readonly padTokenId: number;
+  readonly bosTokenId: number;
+  /** The pooled output is the hidden state at the first eos (or, for the legacy id 2, at the largest id). */
+  readonly eosTokenId: number;
+}
+
+/** A full CLIPConfig (model_type "clip"): both towers and the shared embedding space. */
+export interface ClipConfig {
+  readonly textConfig: ClipTextConfig;
+  readonly visionConfig: ClipVisionConfig;
+  readonly projectionDim: number;
+  readonly logitScaleInitValue: number;
+}
+
+/** Resolves a CLIPConfig config.json (model_type "clip", with text_config and vision_config); defaults are transformers'. */
+export function resolveClipConfig(json: Record<string, unknown>, where = "CLIP config", unknownKeys?: string[]): ClipConfig {
+  const top = new T.ConfigReader(json, where);
+  top.ignore(...T.BOOKKEEPING_KEYS, "vision_config", "initializer_factor", "text_config_dict", "vision_config_dict");
+  if (top.has("model_type")) top.string("model_type", undefined, ["clip"]);
+  const text = top.object("text_config");
+  if (!text) top.fail("text_config is missing: a CLIP model with a text tower has one (a vision-only folder loads with ClipVisionModel)");
+  const r = text ?? new T.ConfigReader({}, where, "text_config.", top.problems);
+  if (r.has("model_type")) r.string("model_type", undefined, ["clip_text_model"]);
+  r.ignore("projection_dim", "attention_dropout", "dropout", "initializer_range", "initializer_factor", ...T.BOOKKEEPING_KEYS);
+  const textConfig: ClipTextConfig = {
+    vocabSize: r.int("vocab_size", 49408, { max: L.vocab }),
+    hiddenSize: r.int("hidden_size", 512, { max: L.width }),
+    intermediateSize: r.int("intermediate_size", 2048, { max: 4 * L.width }),
+    numHiddenLayers: r.int("num_hidden_layers", 12, { max: L.layers }),
+    numAttentionHeads: r.int("num_attention_heads", 8, { max: L.heads }),
+    maxPositionEmbeddings: r.int("max_position_embeddings", 77, { max: L.positions }),
+    hiddenAct: r.string<ClipActivation>("hidden_act", "quick_gelu", ACTIVATIONS),
+    layerNormEps: r.number("layer_norm_eps", 1e-5, { gt: 0, max: 1 }),
+    padTokenId: r.int("pad_token_id", 1, { min: 0, max: L.vocab }),
+    bosTokenId: r.int("bos_token_id", 49406, { min: 0, max: L.vocab }),
+    eosTokenId: r.int("eos_token_id", 49407, { min: 0, max: L.vocab }),
+  };
+  if (textConfig.hiddenSize % textConfig.numAttentionHeads) r.fail("hidden_size must be divisible by num_attention_heads");
+  const projectionDim = top.int("projection_dim", 512, { max: L.width });
+  const logitScaleInitValue = top.number("logit_scale_init_value", 2.6592, { min: -100, max: 100 });
+  if (top.problems.length) throw new ClipConfigError(top.problems, where);
+  const visionUnknown: string[] = [];
+  const visionConfig = resolveClipVisionConfig(json as ClipVisionConfigJson & { vision_config?: unknown }, where, visionUnknown);
+  unknownKeys?.push(...top.unreadKeys(), ...(text ? text.unreadKeys() : []), ...visionUnknown.filter((k) => !k.startsWith("text_config")));
+  return { textConfig, visionConfig, projectionDim, logitScaleInitValue };
+}

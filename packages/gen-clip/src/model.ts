@@ -7,6 +7,12 @@ import { type ClipActivation, type ClipVisionConfig, type ClipVisionConfigJson, 
 type Tensor = T.Tensor;
 const { Module, ModuleList, Linear, LayerNorm, Conv2d, Embedding, Parameter } = T.nn;
 
+/** What an encoder layer reads: the fields the text and vision configs share. */
+export type ClipLayerConfig = Pick<
+  ClipVisionConfig,
+  "hiddenSize" | "intermediateSize" | "numHiddenLayers" | "numAttentionHeads" | "hiddenAct" | "layerNormEps"
+>;
+
 export interface ModelOptions {
   dtype?: T.DType;
   device?: T.Device;
@@ -23,7 +29,7 @@ export class ClipAttention extends Module {
   q_proj: T.nn.Linear;
   out_proj: T.nn.Linear;
   constructor(
-    readonly config: ClipVisionConfig,
+    readonly config: ClipLayerConfig,
     options: ModelOptions = {},
   ) {
     super();
@@ -33,12 +39,16 @@ export class ClipAttention extends Module {
     this.q_proj = new Linear(C, C, options);
     this.out_proj = new Linear(C, C, options);
   }
-  forward(x: Tensor): Tensor {
+  /** x (B, T, C); mask (B, 1, T, T) bool, true where a query may attend (the text tower's causal and padding mask), or none. */
+  forward(x: Tensor, mask: Tensor | null = null): Tensor {
     const [B, Tn, C] = x.shape as [number, number, number];
     const nh = this.config.numAttentionHeads;
     const hs = C / nh;
     const heads = (t: Tensor) => t.view([B, Tn, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
-    const y = T.scaledDotProductAttention(heads(this.q_proj.forward(x)), heads(this.k_proj.forward(x)), heads(this.v_proj.forward(x)), { scale: hs ** -0.5 });
+    const y = T.scaledDotProductAttention(heads(this.q_proj.forward(x)), heads(this.k_proj.forward(x)), heads(this.v_proj.forward(x)), {
+      scale: hs ** -0.5,
+      ...(mask ? { attnMask: mask } : {}),
+    });
     return this.out_proj.forward(y.transpose(1, 2).reshape([B, Tn, C])); // (B, T, C)
   }
 }
@@ -47,7 +57,7 @@ export class ClipMLP extends Module {
   fc1: T.nn.Linear;
   fc2: T.nn.Linear;
   constructor(
-    readonly config: ClipVisionConfig,
+    readonly config: ClipLayerConfig,
     options: ModelOptions = {},
   ) {
     super();
@@ -64,29 +74,29 @@ export class ClipEncoderLayer extends Module {
   layer_norm1: T.nn.LayerNorm;
   mlp: ClipMLP;
   layer_norm2: T.nn.LayerNorm;
-  constructor(config: ClipVisionConfig, options: ModelOptions = {}) {
+  constructor(config: ClipLayerConfig, options: ModelOptions = {}) {
     super();
     this.self_attn = new ClipAttention(config, options);
     this.layer_norm1 = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
     this.mlp = new ClipMLP(config, options);
     this.layer_norm2 = new LayerNorm(config.hiddenSize, config.layerNormEps, options);
   }
-  forward(x: Tensor): Tensor {
-    const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x)));
+  forward(x: Tensor, mask: Tensor | null = null): Tensor {
+    const h = x.add(this.self_attn.forward(this.layer_norm1.forward(x), mask));
     return h.add(this.mlp.forward(this.layer_norm2.forward(h)));
   }
 }
 
 export class ClipEncoder extends Module {
   layers: T.nn.ModuleList<ClipEncoderLayer>;
-  constructor(config: ClipVisionConfig, options: ModelOptions = {}) {
+  constructor(config: ClipLayerConfig, options: ModelOptions = {}) {
     super();
     this.layers = new ModuleList(Array.from({ length: config.numHiddenLayers }, () => new ClipEncoderLayer(config, options)));
   }
   /** Every hidden state: the input, then each layer's output. */
-  forward(x: Tensor): Tensor[] {
+  forward(x: Tensor, mask: Tensor | null = null): Tensor[] {
     const states = [x];
-    for (const layer of this.layers) states.push(layer.forward(states[states.length - 1]!));
+    for (const layer of this.layers) states.push(layer.forward(states[states.length - 1]!, mask));
     return states;
   }
 }

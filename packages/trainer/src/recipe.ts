@@ -9,6 +9,8 @@ export interface RecipeJson {
   kind?: "pisces" | "decoder" | "vae" | "siglip" | "gen_clip";
   /** gen_clip only: share of patches masked for reconstruction (default 0.75, as MAE). */
   mask_ratio?: number;
+  /** gen_clip only: weight of the contrastive image-text term (default 1 with a text tower, none without). */
+  contrastive_weight?: number;
   /** VAE only: weight of the KL term (default 1e-6, as Stable Diffusion's VAE). */
   kl_weight?: number;
   /** VAE only: "mse" (default) or "l1" reconstruction loss. */
@@ -56,6 +58,8 @@ export interface RecipeJson {
 export interface Recipe {
   readonly kind: "pisces" | "decoder" | "vae" | "siglip" | "gen_clip";
   readonly maskRatio: number;
+  /** null: the trainer's default (1 with a text tower). */
+  readonly contrastiveWeight: number | null;
   readonly klWeight: number;
   readonly reconstructionLoss: "mse" | "l1";
   readonly resolution: number;
@@ -108,6 +112,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   for (const [k, kinds] of Object.entries(only))
     if (r.has(k) && !kinds.includes(kind)) r.fail(`${k} applies to kind ${kinds.map((x) => `"${x}"`).join(" or ")} only`);
   const maskRatio = r.number("mask_ratio", 0.75, { gt: 0, max: 1 });
+  const contrastiveWeight = r.has("contrastive_weight") ? r.number("contrastive_weight", 1, { min: 0, max: 1e6 }) : null;
   const klWeight = r.number("kl_weight", 1e-6, { min: 0, max: 1e6 });
   const reconstructionLoss = r.string("reconstruction_loss", "mse", ["mse", "l1"]);
   const resolution = r.int("resolution", 256, { min: 8, max: 8192 });
@@ -159,6 +164,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   return {
     kind,
     maskRatio,
+    contrastiveWeight,
     klWeight,
     reconstructionLoss,
     resolution,
