@@ -11,7 +11,7 @@ import { loadImageResized, toPixelValues } from "@pisces/image";
 import { type PiscesConfigJson, resolvePiscesConfig } from "@pisces/model";
 import { NoiseSchedule, SdxlDecoder, type SchedulerConfigJson, type UNet2DConditionModel } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
-import { DataError } from "./data.js";
+import { DataError, isImage } from "./data.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
 import type { Recipe } from "./recipe.js";
 
@@ -75,7 +75,7 @@ export async function* trainDecoder(recipe: Recipe, options: TrainOptions = {}):
         // one image -> its gen-CLIP pixels and its VAE pixels ([-1, 1] at resolution x resolution)
         async prepare(record, source) {
           const image = (record as { image?: unknown }).image;
-          if (typeof image !== "string") return `${source}: no image`;
+          if (!isImage(image)) return `${source}: no image`;
           const clip = (await clipProcessor.preprocess(image)).pixelValues;
           try {
             const rgb = await loadImageResized(image, { width: size, height: size }, "bicubic");

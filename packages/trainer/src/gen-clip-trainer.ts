@@ -23,6 +23,7 @@ import { AutoTokenizer } from "@pisces/llama";
 import * as T from "@pisces/tensor-cuda";
 import { writeFinalFolder } from "./checkpoint.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
+import { isImage } from "./data.js";
 import { type Recipe, RecipeError } from "./recipe.js";
 
 const { Module, Linear, Parameter } = T.nn;
@@ -111,7 +112,7 @@ export async function* trainGenClip(recipe: Recipe, options: TrainOptions = {}):
         module: model,
         async prepare(record, source) {
           const r = record as { image?: unknown; caption?: unknown };
-          if (typeof r.image !== "string") return `${source}: no image`;
+          if (!isImage(r.image)) return `${source}: no image`;
           let ids: number[] | null = null;
           if (tokenizer && text) {
             if (typeof r.caption !== "string" || !r.caption.trim()) return `${source}: the contrastive term needs a caption`;

@@ -143,29 +143,56 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
     if (lead) trimMetrics(metrics, startStep); // a killed run may have logged steps past its last checkpoint
     const warn = options.warn ?? (() => {});
 
-    const draw = async (): Promise<{ example: E; source: string }> => {
-      for (;;) {
-        const { record, source } = stream.next();
+    // Records are drawn in order and prepared `prefetch` ahead: image decoding (sharp, on libuv's
+    // threads) overlaps the step that runs meanwhile. Each queued record remembers the loader
+    // position before it, so a checkpoint resumes at the first record not yet consumed.
+    interface Pending {
+      data: DataPosition;
+      eligible: number;
+      source: string;
+      result: Promise<E | string | null>;
+    }
+    const queue: Pending[] = [];
+    const refill = async () => {
+      while (queue.length < recipe.prefetch + 1) {
+        const data = stream.position;
+        const before = eligible;
+        const { record, source } = await stream.next();
         if (!("bad" in record) && spec.accepts && !spec.accepts(record)) continue; // another trainer's record
         if (eligible++ % world !== rank) continue; // another rank's
+        const result =
+          "bad" in record
+            ? Promise.resolve(record.bad)
+            : Promise.resolve()
+                .then(() => spec.prepare(record, source))
+                .catch((e: Error) => `${source}: ${e.message}`);
+        queue.push({ data, eligible: before, source, result });
+      }
+    };
+    const draw = async (): Promise<{ example: E; source: string }> => {
+      for (;;) {
+        await refill();
+        const head = queue.shift()!;
         read++;
-        let result: E | string | null;
-        if ("bad" in record) result = record.bad;
-        else
-          try {
-            result = await spec.prepare(record, source);
-          } catch (e) {
-            result = `${source}: ${(e as Error).message}`;
-          }
+        const result = await head.result;
         if (result === null) {
           read--; // another trainer's record: not counted
           continue;
         }
-        if (typeof result !== "string") return { example: result, source };
+        if (typeof result !== "string") return { example: result, source: head.source };
         skipped++;
         if (skipped <= 5) warn(`skipped ${result}`);
         if (read >= 20 && skipped / read > recipe.maxSkippedFraction)
           throw new DataError(`${skipped} of ${read} records were bad (more than max_skipped_fraction ${recipe.maxSkippedFraction}); the last: ${result}`);
+      }
+    };
+    /** Where the loader is: before the first queued record, or the stream's position when none is queued. */
+    const loaderState = (): RankState =>
+      queue.length ? { data: queue[0]!.data, eligible: queue[0]!.eligible, skipped, read } : { data: stream.position, eligible, skipped, read };
+    const drain = async () => {
+      for (const p of queue.splice(0)) {
+        const r = await p.result;
+        if (r !== null && typeof r !== "string") spec.disposeExample(r);
       }
     };
     /** Averages named numbers over the ranks (sums the counters). */
@@ -178,112 +205,116 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
       });
     };
 
-    yield { type: "start", step: startStep, maxSteps: recipe.maxSteps, resumedFrom: checkpoint?.dir ?? null, parameters: module.numParameters() };
-    for (let step = startStep + 1; step <= recipe.maxSteps; step++) {
-      const t0 = performance.now();
-      const lr = optimizer.lr;
-      let loss = 0;
-      const parts: Record<string, number> = {};
-      const sources: string[] = [];
-      for (let micro = 0; micro < accumulation; micro++) {
-        const examples: E[] = [];
-        try {
-          for (let i = 0; i < recipe.microBatchSize; i++) {
-            const drawn = await draw();
-            examples.push(drawn.example);
-            sources.push(drawn.source);
+    try {
+      yield { type: "start", step: startStep, maxSteps: recipe.maxSteps, resumedFrom: checkpoint?.dir ?? null, parameters: module.numParameters() };
+      for (let step = startStep + 1; step <= recipe.maxSteps; step++) {
+        const t0 = performance.now();
+        const lr = optimizer.lr;
+        let loss = 0;
+        const parts: Record<string, number> = {};
+        const sources: string[] = [];
+        for (let micro = 0; micro < accumulation; micro++) {
+          const examples: E[] = [];
+          try {
+            for (let i = 0; i < recipe.microBatchSize; i++) {
+              const drawn = await draw();
+              examples.push(drawn.example);
+              sources.push(drawn.source);
+            }
+            const values = T.scope(() => {
+              // every random draw of a micro-batch from one generator: a resumed run draws the same
+              const generator = new T.Generator({ seed: recipe.seed * 1_000_003 + step * 1_009 + micro + rank * 100_003 });
+              const r = spec.loss(examples, generator, step);
+              const scaled = r.loss.div(accumulation);
+              if (ddp && micro === accumulation - 1) ddp.prepareForBackward([scaled]); // the last micro-batch synchronises
+              scaled.backward();
+              return { loss: r.loss.item(), parts: Object.fromEntries(Object.entries(r.parts).map(([k, t]) => [k, t.item()])) };
+            });
+            loss += values.loss / accumulation;
+            for (const [k, v] of Object.entries(values.parts)) parts[k] = (parts[k] ?? 0) + v / accumulation;
+          } finally {
+            for (const e of examples) spec.disposeExample(e);
           }
-          const values = T.scope(() => {
-            // every random draw of a micro-batch from one generator: a resumed run draws the same
-            const generator = new T.Generator({ seed: recipe.seed * 1_000_003 + step * 1_009 + micro + rank * 100_003 });
-            const r = spec.loss(examples, generator, step);
-            const scaled = r.loss.div(accumulation);
-            if (ddp && micro === accumulation - 1) ddp.prepareForBackward([scaled]); // the last micro-batch synchronises
-            scaled.backward();
-            return { loss: r.loss.item(), parts: Object.fromEntries(Object.entries(r.parts).map(([k, t]) => [k, t.item()])) };
-          });
-          loss += values.loss / accumulation;
-          for (const [k, v] of Object.entries(values.parts)) parts[k] = (parts[k] ?? 0) + v / accumulation;
-        } finally {
-          for (const e of examples) spec.disposeExample(e);
         }
-      }
-      const names = Object.keys(parts);
-      const averaged = gather([loss, ...names.map((k) => parts[k]!)], "avg");
-      loss = averaged[0]!;
-      names.forEach((k, i) => {
-        parts[k] = averaged[i + 1]!;
-      });
-      const skippedAll = gather([skipped], "sum")[0]!;
-      // the gradients are the same on every rank after the all-reduce, so is this decision
-      const gradNorm = T.optim.clipGradNorm(params, recipe.maxGradNorm > 0 ? recipe.maxGradNorm : Number.POSITIVE_INFINITY);
-      if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
-        optimizer.step();
-        nonfiniteInARow = 0;
-      } else {
-        nonfinite++;
-        nonfiniteInARow++;
-        warn(`step ${step}: the ${Number.isFinite(loss) ? "gradient norm" : "loss"} is not finite; the step is skipped (${nonfiniteInARow} in a row)`);
-        if (nonfiniteInARow >= recipe.maxNonfiniteSteps) {
-          const last = latestCheckpoint(out);
-          throw new TrainingError(
-            `${nonfiniteInARow} steps in a row had a NaN/inf loss or gradient (max_nonfinite_steps ${recipe.maxNonfiniteSteps}), the last at step ${step} ` +
-              `with the records ${sources.slice(0, 8).join(", ")}${sources.length > 8 ? ", ..." : ""}; ` +
-              (last ? `the last good checkpoint is ${last.dir}` : "no checkpoint was written yet") +
-              ": lower the learning rate or check the data, then resume",
-          );
+        const names = Object.keys(parts);
+        const averaged = gather([loss, ...names.map((k) => parts[k]!)], "avg");
+        loss = averaged[0]!;
+        names.forEach((k, i) => {
+          parts[k] = averaged[i + 1]!;
+        });
+        const skippedAll = gather([skipped], "sum")[0]!;
+        // the gradients are the same on every rank after the all-reduce, so is this decision
+        const gradNorm = T.optim.clipGradNorm(params, recipe.maxGradNorm > 0 ? recipe.maxGradNorm : Number.POSITIVE_INFINITY);
+        if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
+          optimizer.step();
+          nonfiniteInARow = 0;
+        } else {
+          nonfinite++;
+          nonfiniteInARow++;
+          warn(`step ${step}: the ${Number.isFinite(loss) ? "gradient norm" : "loss"} is not finite; the step is skipped (${nonfiniteInARow} in a row)`);
+          if (nonfiniteInARow >= recipe.maxNonfiniteSteps) {
+            const last = latestCheckpoint(out);
+            throw new TrainingError(
+              `${nonfiniteInARow} steps in a row had a NaN/inf loss or gradient (max_nonfinite_steps ${recipe.maxNonfiniteSteps}), the last at step ${step} ` +
+                `with the records ${sources.slice(0, 8).join(", ")}${sources.length > 8 ? ", ..." : ""}; ` +
+                (last ? `the last good checkpoint is ${last.dir}` : "no checkpoint was written yet") +
+                ": lower the learning rate or check the data, then resume",
+            );
+          }
         }
-      }
-      scheduler.step();
-      module.zeroGrad();
-      spec.afterStep?.();
-      if (lead && (step % recipe.logEvery === 0 || step === recipe.maxSteps))
-        appendFileSync(metrics, `${JSON.stringify({ step, loss, ...parts, lr, grad_norm: gradNorm, skipped: skippedAll, nonfinite })}\n`);
-      yield {
-        type: "step",
-        step,
-        loss,
-        parts,
-        lr,
-        gradNorm,
-        skipped: skippedAll,
-        nonfinite,
-        recordsPerSecond: (recipe.globalBatchSize * 1000) / (performance.now() - t0),
-      };
-      if (step % recipe.saveEvery === 0 || step === recipe.maxSteps) {
-        const own: RankState = { data: stream.position, eligible, skipped, read };
-        let ranks: RankState[] = [own];
-        if (group) {
-          group.store.set(`pisces-train/${step}/${rank}`, JSON.stringify(own));
-          ranks = lead ? Array.from({ length: world }, (_, r) => JSON.parse(group.store.get(`pisces-train/${step}/${r}`)) as RankState) : [];
-        }
-        if (lead) {
-          const moments = optimizer.stateDict();
-          const weights = new Map(module.stateDict());
-          for (const [k, t] of spec.extraState?.() ?? []) weights.set(`extra.${k}`, t);
-          const dir = saveCheckpoint(
-            out,
-            {
-              model: weights,
-              optimizer: moments.tensors,
-              state: {
-                step,
-                data: own.data,
-                eligible,
-                skipped,
-                read,
-                nonfinite,
-                ...(group ? { ranks } : {}),
-                schedulerStep: step,
-                optimizerScalars: moments.scalars,
-                recipeName: recipe.name,
+        scheduler.step();
+        module.zeroGrad();
+        spec.afterStep?.();
+        if (lead && (step % recipe.logEvery === 0 || step === recipe.maxSteps))
+          appendFileSync(metrics, `${JSON.stringify({ step, loss, ...parts, lr, grad_norm: gradNorm, skipped: skippedAll, nonfinite })}\n`);
+        yield {
+          type: "step",
+          step,
+          loss,
+          parts,
+          lr,
+          gradNorm,
+          skipped: skippedAll,
+          nonfinite,
+          recordsPerSecond: (recipe.globalBatchSize * 1000) / (performance.now() - t0),
+        };
+        if (step % recipe.saveEvery === 0 || step === recipe.maxSteps) {
+          const own = loaderState();
+          let ranks: RankState[] = [own];
+          if (group) {
+            group.store.set(`pisces-train/${step}/${rank}`, JSON.stringify(own));
+            ranks = lead ? Array.from({ length: world }, (_, r) => JSON.parse(group.store.get(`pisces-train/${step}/${r}`)) as RankState) : [];
+          }
+          if (lead) {
+            const moments = optimizer.stateDict();
+            const weights = new Map(module.stateDict());
+            for (const [k, t] of spec.extraState?.() ?? []) weights.set(`extra.${k}`, t);
+            const dir = saveCheckpoint(
+              out,
+              {
+                model: weights,
+                optimizer: moments.tensors,
+                state: {
+                  step,
+                  data: own.data,
+                  eligible: own.eligible,
+                  skipped,
+                  read,
+                  nonfinite,
+                  ...(group ? { ranks } : {}),
+                  schedulerStep: step,
+                  optimizerScalars: moments.scalars,
+                  recipeName: recipe.name,
+                },
               },
-            },
-            recipe.keepLast,
-          );
-          yield { type: "checkpoint", step, dir };
+              recipe.keepLast,
+            );
+            yield { type: "checkpoint", step, dir };
+          }
         }
       }
+    } finally {
+      await drain(); // examples prepared ahead and not used
     }
     module.eval();
     const final = lead ? spec.finish() : join(out, "final");

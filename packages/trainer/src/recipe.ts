@@ -3,6 +3,7 @@
 // named with its key; unknown keys refused), paths resolved against the recipe's folder.
 import { dirname, isAbsolute, resolve } from "node:path";
 import * as T from "@pisces/tensor-cuda";
+import { type DataSource, expandShardPattern } from "./data.js";
 
 export interface RecipeJson {
   /** What is trained: a Pisces stage (the LLM and the three MLPs, the default) or the decoder's UNet. */
@@ -27,8 +28,12 @@ export interface RecipeJson {
   model: string;
   /** Where checkpoints, metrics and the final folder go. */
   output_dir: string;
-  /** JSONL manifests with mixture weights (sampled per record). */
-  data: { manifest: string; weight?: number }[];
+  /**
+   * Sources with mixture weights (sampled per record): JSONL manifests, or WebDataset tar shards
+   * (a list of paths or one pattern with a {000..099} range; `task` for samples whose json names
+   * none, default "generation"; `shuffle_buffer` samples, default 1000).
+   */
+  data: ({ manifest: string; weight?: number } | { shards: string | string[]; weight?: number; task?: "captioning" | "generation"; shuffle_buffer?: number })[];
   /** Records of other tasks are skipped (default: captioning, generation, chat). */
   tasks?: ("captioning" | "generation" | "chat")[];
   global_batch_size: number;
@@ -46,6 +51,8 @@ export interface RecipeJson {
   save_every?: number;
   keep_last?: number;
   log_every?: number;
+  /** Records prepared ahead of the one in use (images decoded while the step runs); 0 reads one at a time; default micro_batch_size. */
+  prefetch?: number;
   /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
   max_skipped_fraction?: number;
   /** A step whose loss or gradients are NaN/inf is skipped; this many in a row stop the run (default 5). */
@@ -68,7 +75,7 @@ export interface Recipe {
   readonly name: string;
   readonly model: string;
   readonly outputDir: string;
-  readonly data: readonly { manifest: string; weight: number }[];
+  readonly data: readonly DataSource[];
   readonly tasks: readonly string[];
   readonly globalBatchSize: number;
   readonly microBatchSize: number;
@@ -84,6 +91,7 @@ export interface Recipe {
   readonly logEvery: number;
   readonly maxSkippedFraction: number;
   readonly maxNonfiniteSteps: number;
+  readonly prefetch: number;
   readonly textLossWeight: number | null;
   readonly imageLossWeight: number | null;
 }
@@ -122,15 +130,30 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const model = r.string("model", undefined);
   const outputDir = r.string("output_dir", undefined);
   const rawData = r.raw("data");
-  const data: { manifest: string; weight: number }[] = [];
-  if (!Array.isArray(rawData) || rawData.length === 0) r.fail("data must be a non-empty list of {manifest, weight}");
+  const data: DataSource[] = [];
+  if (!Array.isArray(rawData) || rawData.length === 0) r.fail("data must be a non-empty list of {manifest, weight} or {shards, weight}");
   else
     rawData.forEach((d, i) => {
       const dr = new T.ConfigReader(d, path, `data.${i}.`, r.problems);
-      const manifest = dr.string("manifest", undefined);
       const weight = dr.number("weight", 1, { gt: 0, max: 1e9 });
+      if (dr.has("shards")) {
+        const raw = dr.raw("shards");
+        const list = typeof raw === "string" ? [raw] : Array.isArray(raw) && raw.every((x) => typeof x === "string") ? (raw as string[]) : null;
+        if (!list || list.length === 0) r.fail(`data.${i}.shards must be a path, a pattern like shard-{000..009}.tar, or a list of paths`);
+        let shards: string[] = [];
+        try {
+          shards = (list ?? []).flatMap((x) => expandShardPattern(x)).map((x) => at(x) as string);
+        } catch (e) {
+          r.fail(`data.${i}.shards: ${(e as Error).message}`);
+        }
+        const task = dr.string("task", "generation", ["captioning", "generation"]);
+        const shuffleBuffer = dr.int("shuffle_buffer", 1000, { max: 1_000_000 });
+        data.push({ shards, weight, task, shuffleBuffer });
+      } else {
+        const manifest = dr.string("manifest", undefined);
+        data.push({ manifest: at(manifest), weight });
+      }
       for (const k of dr.unreadKeys()) r.fail(`${k} is not a recipe key`);
-      data.push({ manifest: at(manifest), weight });
     });
   const tasks = r.stringList("tasks", ["captioning", "generation", "chat"], ["captioning", "generation", "chat"]);
   const globalBatchSize = r.int("global_batch_size", undefined, { max: 1 << 20 });
@@ -154,6 +177,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const keepLast = r.int("keep_last", 2, { max: 1000 });
   const logEvery = r.int("log_every", 1, { max: 1e9 });
   const maxSkippedFraction = r.number("max_skipped_fraction", 0.1, { min: 0, max: 1 });
+  const prefetch = r.int("prefetch", microBatchSize, { min: 0, max: 1 << 16 });
   const maxNonfiniteSteps = r.int("max_nonfinite_steps", 5, { max: 1e9 });
   const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
   const imageLossWeight = r.has("image_loss_weight") ? r.number("image_loss_weight", 1, { min: 0, max: 1e6 }) : null;
@@ -189,6 +213,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     logEvery,
     maxSkippedFraction,
     maxNonfiniteSteps,
+    prefetch,
     textLossWeight,
     imageLossWeight,
   };

@@ -10,6 +10,7 @@ import { resolveSiglipTextConfig, resolveSiglipVisionConfig, SiglipModel, Siglip
 import * as T from "@pisces/tensor-cuda";
 import { writeFinalFolder } from "./checkpoint.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
+import { isImage } from "./data.js";
 import type { Recipe } from "./recipe.js";
 
 /** log(sigmoid(x)), stable for large |x|: min(x, 0) - log(1 + exp(-|x|)). */
@@ -48,7 +49,7 @@ export async function* trainSiglip(recipe: Recipe, options: TrainOptions = {}): 
         module: model,
         async prepare(record, source) {
           const { image, caption } = record as { image?: unknown; caption?: unknown };
-          if (typeof image !== "string") return `${source}: no image`;
+          if (!isImage(image)) return `${source}: no image`;
           if (typeof caption !== "string" || caption.trim() === "") return `${source}: no caption`;
           return { pixels: (await processor.imageProcessor.preprocess(image)).pixelValues, caption };
         },

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { loadImageResized, toPixelValues } from "@pisces/image";
 import { AutoencoderKL, type AutoencoderKLConfigJson, resolveAutoencoderKLConfig } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
-import { DataError } from "./data.js";
+import { DataError, isImage } from "./data.js";
 import { writeFinalFolder } from "./checkpoint.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
 import type { Recipe } from "./recipe.js";
@@ -53,7 +53,7 @@ export async function* trainVae(recipe: Recipe, options: TrainOptions = {}): Asy
         module: vae,
         async prepare(record, source) {
           const image = (record as { image?: unknown }).image;
-          if (typeof image !== "string") return `${source}: no image`;
+          if (!isImage(image)) return `${source}: no image`;
           const rgb = await loadImageResized(image, { width: size, height: size }, "bicubic");
           return toPixelValues([rgb], { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }); // [-1, 1]
         },
