@@ -51,6 +51,8 @@ export interface RecipeJson {
   save_every?: number;
   keep_last?: number;
   log_every?: number;
+  /** Pisces with generation_target_normalization: generation images measured for the target statistics before training (default 256). */
+  target_statistics_records?: number;
   /** Records prepared ahead of the one in use (images decoded while the step runs); 0 reads one at a time; default micro_batch_size. */
   prefetch?: number;
   /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
@@ -92,6 +94,7 @@ export interface Recipe {
   readonly maxSkippedFraction: number;
   readonly maxNonfiniteSteps: number;
   readonly prefetch: number;
+  readonly targetStatisticsRecords: number;
   readonly textLossWeight: number | null;
   readonly imageLossWeight: number | null;
 }
@@ -177,6 +180,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const keepLast = r.int("keep_last", 2, { max: 1000 });
   const logEvery = r.int("log_every", 1, { max: 1e9 });
   const maxSkippedFraction = r.number("max_skipped_fraction", 0.1, { min: 0, max: 1 });
+  const targetStatisticsRecords = r.int("target_statistics_records", 256, { max: 1e7 });
   const prefetch = r.int("prefetch", microBatchSize, { min: 0, max: 1 << 16 });
   const maxNonfiniteSteps = r.int("max_nonfinite_steps", 5, { max: 1e9 });
   const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
@@ -214,6 +218,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     maxSkippedFraction,
     maxNonfiniteSteps,
     prefetch,
+    targetStatisticsRecords,
     textLossWeight,
     imageLossWeight,
   };

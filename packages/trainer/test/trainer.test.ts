@@ -1,7 +1,8 @@
 // The Pisces stage trainer: steps equal a PyTorch reference loop, recipes are checked, bad records are
 // skipped and counted, checkpoints are atomic and a resumed run continues bit-exactly.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { PiscesForConditionalGeneration } from "@pisces/model";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
@@ -109,5 +110,47 @@ describe("fitting a tiny set", () => {
     const last = Math.min(...losses.slice(-10));
     console.log(`tiny set: loss ${first.toFixed(3)} -> ${last.toFixed(3)} (${(first / last).toFixed(1)}x)`);
     expect(first / last).toBeGreaterThan(20);
+  });
+});
+
+describe("generation_target_normalization", () => {
+  it("the trainer measures the targets' per-dimension mean and std before training and the final folder carries them", async () => {
+    const ref = piscesReference("tied_k2");
+    const folder = join(work, "normalized-model");
+    cpSync(join(ref, "model"), folder, { recursive: true });
+    const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+    writeFileSync(join(folder, "config.json"), JSON.stringify({ ...config, generation_target_normalization: true }));
+    // the folder a fresh stage 1 starts from: identity statistics stored with the weights
+    const weights = T.loadSafetensors(join(folder, "model.safetensors"));
+    const tensors = new Map(weights.keys().map((k) => [k, weights.get(k)] as const));
+    const D = JSON.parse(readFileSync(join(folder, "gen_clip", "config.json"), "utf8")).hidden_size as number;
+    tensors.set("generation_target_mean", T.zeros([D]));
+    tensors.set("generation_target_std", T.ones([D]));
+    T.saveSafetensors(join(folder, "model.safetensors"), tensors);
+    const dir = join(work, "normalized");
+    const warnings: string[] = [];
+    for await (const _ of trainPisces(readRecipe(writeRecipe(dir, { model: folder, max_steps: 1, target_statistics_records: 2 })), {
+      warn: (m) => warnings.push(m),
+    })) {
+    }
+    expect(warnings.join("\n")).toMatch(/target statistics measured over 2 generation images/);
+    // the same statistics measured here, from the two generation records in file order
+    const model = PiscesForConditionalGeneration.fromPretrained(folder);
+    const info = JSON.parse(readFileSync(join(ref, "reference.json"), "utf8")) as { records: { task: string; image: string }[] };
+    const targets = T.cat(
+      await Promise.all(
+        info.records
+          .filter((r) => r.task === "generation")
+          .map(async (r) => model.generationTargets((await model.processor!.genClipProcessor.preprocess(join(ref, r.image))).pixelValues).flatten(0, 1)),
+      ),
+      0,
+    ).to("float64");
+    const mean = targets.mean(0);
+    const std = targets.sub(mean).pow(2).mean(0).sqrt();
+    const final = T.loadSafetensors(join(dir, "run", "final", "model.safetensors"));
+    expect(T.scope(() => final.get("generation_target_mean").to("float64").sub(mean).abs().max().item())).toBeLessThan(1e-6);
+    expect(T.scope(() => final.get("generation_target_std").to("float64").sub(std).abs().max().item())).toBeLessThan(1e-6);
+    expect(T.scope(() => std.min().item())).toBeGreaterThan(0);
+    model.dispose();
   });
 });
