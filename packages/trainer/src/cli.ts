@@ -11,6 +11,7 @@ import * as T from "@pisces/tensor-cuda";
 import { trainDecoder } from "./decoder-trainer.js";
 import { trainGenClip } from "./gen-clip-trainer.js";
 import { trainPisces } from "./pisces-trainer.js";
+import { Progress, type ProgressOutput } from "./progress.js";
 import { readRecipe } from "./recipe.js";
 import { trainSiglip } from "./siglip-trainer.js";
 import { trainVae } from "./vae-trainer.js";
@@ -109,27 +110,32 @@ async function main(): Promise<number> {
     const recipe = readRecipe(parsed.positionals[0]!);
     if (launch && launch.worldSize > 1) group = T.distributed.initProcessGroup({ timeoutMs: Math.round(timeoutS * 1000) });
     const lead = !group || group.rank === 0;
-    const log = (line: string) => {
-      if (lead) process.stderr.write(line);
-    };
+    const quiet: ProgressOutput = { write: () => true };
+    const progress = new Progress(lead ? process.stderr : quiet, recipe.maxSteps);
     const train = { pisces: trainPisces, decoder: trainDecoder, vae: trainVae, siglip: trainSiglip, gen_clip: trainGenClip }[recipe.kind];
-    for await (const e of train(recipe, {
-      resume: parsed.values.resume,
-      group,
-      warn: (m) => process.stderr.write(`${group ? `[rank ${group.rank}] ` : ""}warning: ${m}\n`),
-    })) {
-      if (e.type === "start")
-        log(
-          `${recipe.name}: ${e.resumedFrom ? `resuming from ${e.resumedFrom}` : "starting"} at step ${e.step} of ${e.maxSteps} (${e.parameters} trained parameters${group ? `, ${group.size} ranks` : ""})\n`,
-        );
-      if (e.type === "step")
-        log(
-          `step ${e.step}/${recipe.maxSteps} loss ${e.loss.toFixed(4)}${Object.entries(e.parts)
-            .map(([k, v]) => ` ${k} ${v.toFixed(4)}`)
-            .join("")} lr ${e.lr.toExponential(2)} ${e.recordsPerSecond.toFixed(1)} records/s\n`,
-        );
-      if (e.type === "checkpoint") log(`checkpoint ${e.dir}\n`);
-      if (e.type === "done" && lead) process.stdout.write(`${e.dir}\n`);
+    const warn = (m: string) => {
+      const line = `${group ? `[rank ${group.rank}] ` : ""}warning: ${m}`;
+      if (lead) progress.message(line);
+      else process.stderr.write(`${line}\n`);
+    };
+    try {
+      for await (const e of train(recipe, { resume: parsed.values.resume, group, warn })) {
+        if (e.type === "start")
+          progress.message(
+            `${recipe.name}: ${e.resumedFrom ? `resuming from ${e.resumedFrom}` : "starting"} at step ${e.step} of ${e.maxSteps} (${e.parameters} trained parameters${group ? `, ${group.size} ranks` : ""})`,
+          );
+        if (e.type === "step") progress.step(e);
+        if (e.type === "validation")
+          progress.message(
+            `validation step ${e.step}: loss ${e.loss.toFixed(4)}${Object.entries(e.parts)
+              .map(([k, v]) => ` ${k} ${v.toFixed(4)}`)
+              .join("")} (${e.records} records)`,
+          );
+        if (e.type === "checkpoint") progress.message(`checkpoint ${e.dir}`);
+        if (e.type === "done" && lead) process.stdout.write(`${e.dir}\n`);
+      }
+    } finally {
+      progress.end();
     }
     return 0;
   } catch (e) {

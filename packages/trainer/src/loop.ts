@@ -31,6 +31,7 @@ export type TrainEvent =
       nonfinite: number;
       recordsPerSecond: number;
     }
+  | { type: "validation"; step: number; loss: number; parts: Record<string, number>; records: number }
   | { type: "checkpoint"; step: number; dir: string }
   | { type: "done"; step: number; dir: string };
 
@@ -195,6 +196,61 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
         if (r !== null && typeof r !== "string") spec.disposeExample(r);
       }
     };
+    /**
+     * The recipe's validation: the loss (and its named parts) over up to max_records held-out
+     * records, read in file order from a fresh stream each time (the same records every time),
+     * split across ranks like the training data, under no-grad with dropout off and fixed draws.
+     */
+    const validate = async (step: number): Promise<TrainEvent | null> => {
+      const v = recipe.validation;
+      if (!v) return null;
+      const held = new RecordStream(v.data, recipe.seed, false);
+      const sums: Record<string, number> = {};
+      let lossSum = 0;
+      let count = 0;
+      let k = 0;
+      module.eval();
+      try {
+        let batch: E[] = [];
+        const flush = () => {
+          if (!batch.length) return;
+          T.scope(() =>
+            T.noGrad(() => {
+              const r = spec.loss(batch, new T.Generator({ seed: recipe.seed * 1_000_003 + 999_983 + k }), step);
+              lossSum += r.loss.item() * batch.length;
+              for (const [name, t] of Object.entries(r.parts)) sums[name] = (sums[name] ?? 0) + t.item() * batch.length;
+            }),
+          );
+          count += batch.length;
+          for (const e of batch) spec.disposeExample(e);
+          batch = [];
+        };
+        for (let taken = 0; taken < v.maxRecords; ) {
+          const { record, source } = await held.next();
+          if (held.position.manifests.some((p) => p.epoch > 0)) break; // every held-out record seen once
+          if (!("bad" in record) && spec.accepts && !spec.accepts(record)) continue;
+          taken++;
+          if (k++ % world !== rank || "bad" in record) continue;
+          const result = await Promise.resolve()
+            .then(() => spec.prepare(record, source))
+            .catch(() => null);
+          if (result === null || typeof result === "string") continue;
+          batch.push(result);
+          if (batch.length === recipe.microBatchSize) flush();
+        }
+        flush();
+      } finally {
+        module.train();
+      }
+      const names = Object.keys(sums).sort();
+      const totals = gather([lossSum, count, ...names.map((n) => sums[n]!)], "sum");
+      const records = totals[1]!;
+      if (records === 0) throw new DataError("validation: none of the held-out records could be used (no record of this trainer's tasks, or all bad)");
+      const parts = Object.fromEntries(names.map((n, i) => [n, totals[i + 2]! / records]));
+      const loss = totals[0]! / records;
+      if (lead) appendFileSync(metrics, `${JSON.stringify({ step, split: "validation", loss, ...parts, records })}\n`);
+      return { type: "validation", step, loss, parts, records };
+    };
     /** Averages named numbers over the ranks (sums the counters). */
     const gather = (values: number[], op: "avg" | "sum"): number[] => {
       if (!group) return values;
@@ -278,6 +334,10 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
           nonfinite,
           recordsPerSecond: (recipe.globalBatchSize * 1000) / (performance.now() - t0),
         };
+        if (recipe.validation && ((recipe.validation.every > 0 && step % recipe.validation.every === 0) || step === recipe.maxSteps)) {
+          const event = await validate(step);
+          if (event) yield event;
+        }
         if (step % recipe.saveEvery === 0 || step === recipe.maxSteps) {
           const own = loaderState();
           let ranks: RankState[] = [own];

@@ -53,6 +53,8 @@ export interface RecipeJson {
   log_every?: number;
   /** Pisces with generation_target_normalization: generation images measured for the target statistics before training (default 256). */
   target_statistics_records?: number;
+  /** Held-out sources scored under no-grad every `every` steps (default 0: at the end) on up to max_records (default 64) records. */
+  validation?: { data: RecipeJson["data"]; every?: number; max_records?: number };
   /** Records prepared ahead of the one in use (images decoded while the step runs); 0 reads one at a time; default micro_batch_size. */
   prefetch?: number;
   /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
@@ -78,6 +80,8 @@ export interface Recipe {
   readonly model: string;
   readonly outputDir: string;
   readonly data: readonly DataSource[];
+  /** Held-out data scored every `every` steps (0: at the end only) on up to `maxRecords` records; null: none. */
+  readonly validation: { readonly data: readonly DataSource[]; readonly every: number; readonly maxRecords: number } | null;
   readonly tasks: readonly string[];
   readonly globalBatchSize: number;
   readonly microBatchSize: number;
@@ -132,32 +136,17 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const name = r.string("name", kind);
   const model = r.string("model", undefined);
   const outputDir = r.string("output_dir", undefined);
-  const rawData = r.raw("data");
-  const data: DataSource[] = [];
-  if (!Array.isArray(rawData) || rawData.length === 0) r.fail("data must be a non-empty list of {manifest, weight} or {shards, weight}");
-  else
-    rawData.forEach((d, i) => {
-      const dr = new T.ConfigReader(d, path, `data.${i}.`, r.problems);
-      const weight = dr.number("weight", 1, { gt: 0, max: 1e9 });
-      if (dr.has("shards")) {
-        const raw = dr.raw("shards");
-        const list = typeof raw === "string" ? [raw] : Array.isArray(raw) && raw.every((x) => typeof x === "string") ? (raw as string[]) : null;
-        if (!list || list.length === 0) r.fail(`data.${i}.shards must be a path, a pattern like shard-{000..009}.tar, or a list of paths`);
-        let shards: string[] = [];
-        try {
-          shards = (list ?? []).flatMap((x) => expandShardPattern(x)).map((x) => at(x) as string);
-        } catch (e) {
-          r.fail(`data.${i}.shards: ${(e as Error).message}`);
-        }
-        const task = dr.string("task", "generation", ["captioning", "generation"]);
-        const shuffleBuffer = dr.int("shuffle_buffer", 1000, { max: 1_000_000 });
-        data.push({ shards, weight, task, shuffleBuffer });
-      } else {
-        const manifest = dr.string("manifest", undefined);
-        data.push({ manifest: at(manifest), weight });
-      }
-      for (const k of dr.unreadKeys()) r.fail(`${k} is not a recipe key`);
-    });
+  const data = readSources(r, "data", r.raw("data"), path, at);
+  let validation: Recipe["validation"] = null;
+  const v = r.object("validation");
+  if (v) {
+    validation = {
+      data: readSources(r, "validation.data", v.raw("data"), path, at),
+      every: v.int("every", 0, { min: 0, max: 1e9 }),
+      maxRecords: v.int("max_records", 64, { max: 1e7 }),
+    };
+    for (const k of v.unreadKeys()) r.fail(`${k} is not a recipe key`);
+  }
   const tasks = r.stringList("tasks", ["captioning", "generation", "chat"], ["captioning", "generation", "chat"]);
   const globalBatchSize = r.int("global_batch_size", undefined, { max: 1 << 20 });
   const microBatchSize = r.int("micro_batch_size", globalBatchSize, { max: 1 << 20 });
@@ -202,6 +191,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     model: at(model),
     outputDir: at(outputDir),
     data,
+    validation,
     tasks,
     globalBatchSize,
     microBatchSize,
@@ -222,4 +212,34 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     textLossWeight,
     imageLossWeight,
   };
+}
+
+/** Reads a list of data sources (manifests or shards) at `key`, paths against the recipe's folder. */
+function readSources(r: T.ConfigReader, key: string, rawData: unknown, path: string, at: (p: string) => string): DataSource[] {
+  const data: DataSource[] = [];
+  if (!Array.isArray(rawData) || rawData.length === 0) r.fail(`${key} must be a non-empty list of {manifest, weight} or {shards, weight}`);
+  else
+    rawData.forEach((d, i) => {
+      const dr = new T.ConfigReader(d, path, `${key}.${i}.`, r.problems);
+      const weight = dr.number("weight", 1, { gt: 0, max: 1e9 });
+      if (dr.has("shards")) {
+        const raw = dr.raw("shards");
+        const list = typeof raw === "string" ? [raw] : Array.isArray(raw) && raw.every((x) => typeof x === "string") ? (raw as string[]) : null;
+        if (!list || list.length === 0) r.fail(`${key}.${i}.shards must be a path, a pattern like shard-{000..009}.tar, or a list of paths`);
+        let shards: string[] = [];
+        try {
+          shards = (list ?? []).flatMap((x) => expandShardPattern(x)).map((x) => at(x));
+        } catch (e) {
+          r.fail(`${key}.${i}.shards: ${(e as Error).message}`);
+        }
+        const task = dr.string("task", "generation", ["captioning", "generation"]);
+        const shuffleBuffer = dr.int("shuffle_buffer", 1000, { max: 1_000_000 });
+        data.push({ shards, weight, task, shuffleBuffer });
+      } else {
+        const manifest = dr.string("manifest", undefined);
+        data.push({ manifest: at(manifest), weight });
+      }
+      for (const k of dr.unreadKeys()) r.fail(`${k} is not a recipe key`);
+    });
+  return data;
 }

@@ -154,3 +154,27 @@ describe("generation_target_normalization", () => {
     model.dispose();
   });
 });
+
+describe("validation", () => {
+  it("scores held-out records every N steps without touching training, logged beside the training lines", async () => {
+    const plain = join(work, "no-validation");
+    const scored = join(work, "validation");
+    const settings = { max_steps: 4, global_batch_size: 2, shuffle: true, seed: 2 };
+    await run(writeRecipe(plain, settings));
+    const recipe = writeRecipe(scored, { ...settings, validation: { data: [{ manifest: "train.jsonl" }], every: 2 } });
+    const events = await run(recipe);
+    const validations = events.flatMap((e) => (e.type === "validation" ? [e] : []));
+    expect(validations.map((v) => v.step)).toEqual([2, 4]);
+    expect(validations.every((v) => v.records === 4)).toBe(true); // every held-out record once
+    expect(validations[1]!.loss).toBeLessThan(validations[0]!.loss); // trained on the same records
+    expect(validations[0]!.parts).toHaveProperty("image_loss");
+    const lines = (dir: string) =>
+      readFileSync(join(dir, "run", "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+    const training = lines(scored).filter((l) => l.split !== "validation");
+    expect(training).toEqual(lines(plain)); // the training run is unchanged
+    expect(lines(scored).filter((l) => l.split === "validation")).toHaveLength(2);
+  });
+});
