@@ -186,7 +186,9 @@ class ShardSource {
       const txt = members.get("txt")?.toString("utf8").trim();
       const caption = typeof meta.caption === "string" ? meta.caption : txt;
       if (!imageExt) return { record: { bad: `${source}: no image (${[...members.keys()].join(", ")})` }, source };
-      const record = { task: this.spec.task, ...meta, caption, image: members.get(imageExt)! };
+      const image = members.get(imageExt)!;
+      // a chat sample's image is the conversation's first image
+      const record = meta.task === "chat" ? { ...meta, images: [image] } : { task: this.spec.task, ...meta, caption, image };
       return { record: record as unknown as PiscesRecord, source };
     };
     try {
