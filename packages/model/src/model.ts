@@ -220,7 +220,8 @@ export class PiscesForConditionalGeneration extends Module {
           throw new PiscesError(
             `the batch marks ${und.length} understanding places, but ${features.size(0)} image(s) x ${features.size(1)} vectors = ${features.size(0) * features.size(1)} were given`,
           );
-        const u = this.understanding_projector.forward(features.to(e.dtype)).reshape([-1, C]);
+        // .to(e.dtype): under autocast the projector's output is bfloat16, the embeddings float32
+        const u = this.understanding_projector.forward(features.to(e.dtype)).reshape([-1, C]).to(e.dtype);
         e = e
           .reshape([B * Tn, C])
           .indexPut([T.tensor(und, { dtype: "int64", device: e.device })], u)
@@ -236,7 +237,7 @@ export class PiscesForConditionalGeneration extends Module {
         let x = targets.to(e.dtype);
         const std = this.config.generationInputNoiseStd;
         if (this.training && std > 0) x = x.add(T.randn(x.shape, { dtype: x.dtype, device: x.device, generator: input.noiseGenerator }).mul(std)); // noisy teacher forcing
-        const g = this.generation_projector.forward(x).reshape([-1, C]);
+        const g = this.generation_projector.forward(x).reshape([-1, C]).to(e.dtype);
         e = e
           .reshape([B * Tn, C])
           .indexPut([T.tensor(gen, { dtype: "int64", device: e.device })], g)

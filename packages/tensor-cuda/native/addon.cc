@@ -12,6 +12,7 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/DeviceAccelerator.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
@@ -602,7 +603,9 @@ napi_value Linear(napi_env env, napi_callback_info info) {
         throw JsArgError("the few-row linear kernel needs float32 CPU tensors (on an AVX2 CPU), a contiguous non-empty 2-d weight, matching widths and a float32 bias of the output width");
       return wrapTensor(env, fewRowLinear(x, w, b));
     }
-    if (mode == pisces::kKernelAuto && useFewRow(x, w, b)) return wrapTensor(env, fewRowLinear(x, w, b));
+    // under autocast the operator must go through the dispatcher, which casts its inputs
+    if (mode == pisces::kKernelAuto && !at::autocast::is_autocast_enabled(x.device().type()) && useFewRow(x, w, b))
+      return wrapTensor(env, fewRowLinear(x, w, b));
     return wrapTensor(env, at::linear(x, w, b));
   });
 }
@@ -619,7 +622,8 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
     if (mode == pisces::kKernelCustom && !fusedRmsNormApplies(x, w))
       throw JsArgError("the fused rmsNorm needs a float32 CPU input and a float32 CPU weight of its last dimension");
     const bool grad = c10::GradMode::is_enabled() && (x.requires_grad() || (w && w->requires_grad()));
-    if (mode == pisces::kKernelCustom || (mode == pisces::kKernelAuto && !grad && fusedRmsNormApplies(x, w))) return wrapTensor(env, fusedRmsNorm(x, w, eps.value_or(std::numeric_limits<float>::epsilon())));
+    const bool autocast = at::autocast::is_autocast_enabled(x.device().type());
+    if (mode == pisces::kKernelCustom || (mode == pisces::kKernelAuto && !grad && !autocast && fusedRmsNormApplies(x, w))) return wrapTensor(env, fusedRmsNorm(x, w, eps.value_or(std::numeric_limits<float>::epsilon())));
     return wrapTensor(env, at::rms_norm(x, {x.size(-1)}, w, eps));
   });
 }
@@ -982,6 +986,32 @@ napi_value SetErrorClasses(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// setAutocast(device "cpu" | "cuda", enabled, dtype code, entering) -> [was enabled, previous dtype code].
+// Entering and leaving are paired by the JS side (autocast()); leaving the outermost region
+// clears libtorch's cache of casted weights, as torch.autocast's __exit__ does.
+napi_value SetAutocast(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    std::string dev = toString(env, a.argv[0]);
+    if (dev != "cpu" && dev != "cuda") throw JsArgError("autocast device must be 'cpu' or 'cuda'");
+    const auto type = dev == "cpu" ? at::DeviceType::CPU : at::DeviceType::CUDA;
+    const bool enabled = toBool(env, a.argv[1]);
+    const bool was = at::autocast::is_autocast_enabled(type);
+    const auto previous = at::autocast::get_autocast_dtype(type);
+    at::autocast::set_autocast_dtype(type, scalarTypeOf(env, a.argv[2]));
+    at::autocast::set_autocast_enabled(type, enabled);
+    if (toBool(env, a.argv[3])) at::autocast::increment_nesting();
+    else if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    napi_value out, w, d;
+    napi_create_array_with_length(env, 2, &out);
+    napi_get_boolean(env, was, &w);
+    napi_create_int32(env, static_cast<int32_t>(previous), &d);
+    napi_set_element(env, out, 0, w);
+    napi_set_element(env, out, 1, d);
+    return out;
+  });
+}
+
 napi_value Version(napi_env env, napi_callback_info) {
   napi_value out;
   std::string v = TORCH_VERSION;
@@ -1015,7 +1045,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"storeAdd", StoreAdd}, {"storeCheck", StoreCheck}, {"processGroupGloo", ProcessGroupGloo},
       {"allReduce", AllReduce}, {"broadcast", Broadcast}, {"allGather", AllGather},
       {"reduceScatter", ReduceScatter}, {"barrier", Barrier}, {"destroyGroup", DestroyGroup},
-      {"reducer", ReducerNew}, {"reducerPrepare", ReducerPrepare},
+      {"reducer", ReducerNew}, {"reducerPrepare", ReducerPrepare}, {"setAutocast", SetAutocast},
   };
   for (const auto& f : fns) {
     napi_value fn;

@@ -253,6 +253,35 @@ export const MAX_NUM_THREADS = Math.max(16, 4 * availableParallelism());
  * Runs `fn` with gradient recording off (`torch.no_grad()`). Grad mode is per thread: if `fn`
  * is async, recording stays off until its promise settles, for all code running meanwhile.
  */
+export interface AutocastOptions {
+  deviceType: "cpu" | "cuda";
+  /** Default: bfloat16 on CPU, float16 on CUDA (torch.autocast's defaults). */
+  dtype?: "bfloat16" | "float16";
+  /** false runs fn with autocast off (a full-precision region inside an autocast one). Default true. */
+  enabled?: boolean;
+}
+
+/**
+ * torch.autocast: inside `fn`, libtorch's autocast casts the inputs of the operators it lists
+ * (matmul, linear, conv, bmm, ...) to `dtype` and keeps precision-sensitive ones (softmax, norms,
+ * losses) in float32; parameters stay float32 (the master weights) and their gradients float32.
+ * Run the backward outside. `fn` must be synchronous: autocast is thread state, and an await would
+ * leak it into whatever runs meanwhile.
+ */
+export function autocast<R>(options: AutocastOptions, fn: () => R): R {
+  const dtype = options.dtype ?? (options.deviceType === "cpu" ? "bfloat16" : "float16");
+  if (dtype !== "bfloat16" && dtype !== "float16") throw new TypeError(`autocast dtype must be bfloat16 or float16, got ${String(dtype)}`);
+  const [wasEnabled, previousDtype] = native.setAutocast(options.deviceType, options.enabled ?? true, dtypeCode(dtype), true);
+  let result: R;
+  try {
+    result = fn();
+  } finally {
+    native.setAutocast(options.deviceType, wasEnabled, previousDtype, false);
+  }
+  if (result instanceof Promise) throw new TypeError("autocast(fn): fn returned a Promise; autocast regions must be synchronous");
+  return result;
+}
+
 export function noGrad<T>(fn: () => T): T {
   const previous = native.setGradEnabled(false);
   let result: T;

@@ -3,6 +3,8 @@ export { type Device, Generator, pow, type RandomOptions, type Scalar, type Shap
 export { type DType, DTYPE_SIZE, isFloatingPoint } from "./dtype.js";
 export {
   arange,
+  type AutocastOptions,
+  autocast,
   cat,
   cudaDeviceCount,
   empty,

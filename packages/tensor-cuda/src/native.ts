@@ -39,6 +39,7 @@ export interface NativeAddon {
   cudaMemory(index?: number): [number, number];
   setErrorClasses(torchError: unknown, oomError: unknown): void;
   version(): string;
+  setAutocast(device: string, enabled: boolean, dtype: number, entering: boolean): [boolean, number];
   // c10d (native/distributed.h)
   distInfo(): [boolean, boolean];
   tcpStore(host: string, port: number, worldSize: number, isServer: boolean, timeoutMs: number, waitWorkers: boolean): object;

@@ -128,6 +128,12 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
       for (const t of tensors.values()) t.dispose();
       for (let i = 0; i < state.schedulerStep; i++) scheduler.step();
     }
+    // bf16: the forward and the loss under autocast on the parameters' device; the backward outside
+    const deviceType = params[0]?.device.startsWith("cuda") ? "cuda" : "cpu";
+    const lossOf = (examples: E[], generator: T.Generator, step: number) =>
+      recipe.mixedPrecision === "bf16"
+        ? T.autocast({ deviceType, dtype: "bfloat16" }, () => spec.loss(examples, generator, step))
+        : spec.loss(examples, generator, step);
     // Parameters a batch does not use (the understanding MLP in a generation-only batch) are
     // found from the loss's graph each step, as DDP's find_unused_parameters does.
     if (group) ddp = new T.distributed.DistributedDataParallel(module, group, { findUnusedParameters: true });
@@ -216,7 +222,7 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
           if (!batch.length) return;
           T.scope(() =>
             T.noGrad(() => {
-              const r = spec.loss(batch, new T.Generator({ seed: recipe.seed * 1_000_003 + 999_983 + k }), step);
+              const r = lossOf(batch, new T.Generator({ seed: recipe.seed * 1_000_003 + 999_983 + k }), step);
               lossSum += r.loss.item() * batch.length;
               for (const [name, t] of Object.entries(r.parts)) sums[name] = (sums[name] ?? 0) + t.item() * batch.length;
             }),
@@ -280,7 +286,7 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
             const values = T.scope(() => {
               // every random draw of a micro-batch from one generator: a resumed run draws the same
               const generator = new T.Generator({ seed: recipe.seed * 1_000_003 + step * 1_009 + micro + rank * 100_003 });
-              const r = spec.loss(examples, generator, step);
+              const r = lossOf(examples, generator, step);
               const scaled = r.loss.div(accumulation);
               if (ddp && micro === accumulation - 1) ddp.prepareForBackward([scaled]); // the last micro-batch synchronises
               scaled.backward();

@@ -55,6 +55,8 @@ export interface RecipeJson {
   target_statistics_records?: number;
   /** Held-out sources scored under no-grad every `every` steps (default 0: at the end) on up to max_records (default 64) records. */
   validation?: { data: RecipeJson["data"]; every?: number; max_records?: number };
+  /** "bf16": the loss is computed under libtorch's bfloat16 autocast (float32 master weights and gradients); default "no" (float32). */
+  mixed_precision?: "no" | "bf16";
   /** Records prepared ahead of the one in use (images decoded while the step runs); 0 reads one at a time; default micro_batch_size. */
   prefetch?: number;
   /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
@@ -98,6 +100,7 @@ export interface Recipe {
   readonly maxSkippedFraction: number;
   readonly maxNonfiniteSteps: number;
   readonly prefetch: number;
+  readonly mixedPrecision: "no" | "bf16";
   readonly targetStatisticsRecords: number;
   readonly textLossWeight: number | null;
   readonly imageLossWeight: number | null;
@@ -170,6 +173,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const logEvery = r.int("log_every", 1, { max: 1e9 });
   const maxSkippedFraction = r.number("max_skipped_fraction", 0.1, { min: 0, max: 1 });
   const targetStatisticsRecords = r.int("target_statistics_records", 256, { max: 1e7 });
+  const mixedPrecision = r.string("mixed_precision", "no", ["no", "bf16"]);
   const prefetch = r.int("prefetch", microBatchSize, { min: 0, max: 1 << 16 });
   const maxNonfiniteSteps = r.int("max_nonfinite_steps", 5, { max: 1e9 });
   const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
@@ -208,6 +212,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     maxSkippedFraction,
     maxNonfiniteSteps,
     prefetch,
+    mixedPrecision,
     targetStatisticsRecords,
     textLossWeight,
     imageLossWeight,

@@ -178,3 +178,17 @@ describe("validation", () => {
     expect(lines(scored).filter((l) => l.split === "validation")).toHaveLength(2);
   });
 });
+
+describe("mixed precision", () => {
+  it("bf16 autocast: the losses follow the float32 run's closely, the weights stay float32, the model learns", async () => {
+    const settings = { max_steps: 6, global_batch_size: 4, optimizer: { lr: 1e-3 } };
+    const fp32 = (await run(writeRecipe(join(work, "fp32"), settings))).flatMap((e) => (e.type === "step" ? [e.loss] : []));
+    const bf16 = (await run(writeRecipe(join(work, "bf16"), { ...settings, mixed_precision: "bf16" }))).flatMap((e) => (e.type === "step" ? [e.loss] : []));
+    expect(bf16).toHaveLength(6);
+    for (let i = 0; i < 6; i++) expect(Math.abs(bf16[i]! - fp32[i]!) / fp32[i]!, `step ${i + 1}`).toBeLessThan(0.05);
+    expect(bf16[5]!).toBeLessThan(bf16[0]!);
+    expect(bf16).not.toEqual(fp32); // it did run in bfloat16
+    const final = T.loadSafetensors(join(work, "bf16", "run", "final", "model.safetensors"));
+    for (const k of final.keys()) expect(final.info(k).dtype, k).toBe("float32");
+  });
+});
