@@ -77,7 +77,7 @@ export async function* samples(options: DatasetOptions): AsyncGenerator<ShapesSa
 const withImage = (r: Record<string, unknown>, image: string) => (r.task === "chat" ? { ...r, images: [image] } : { ...r, image });
 
 /** Writes dir/images/<seed>.png and dir/<name>.jsonl (records with relative image paths); returns the manifest path. */
-export async function writeManifest(dir: string, options: DatasetOptions, name = options.split): Promise<string> {
+export async function writeManifest(dir: string, options: DatasetOptions, name: string = options.split): Promise<string> {
   mkdirSync(join(dir, "images"), { recursive: true });
   const lines: string[] = [];
   for await (const s of samples(options)) {
@@ -96,7 +96,7 @@ export async function writeManifest(dir: string, options: DatasetOptions, name =
  * key.png + key.json (the key is the scene's seed, with _N appended when a scene has several
  * records). Returns the shard paths.
  */
-export async function writeShards(dir: string, options: DatasetOptions, perShard = 1000, name = options.split): Promise<string[]> {
+export async function writeShards(dir: string, options: DatasetOptions, perShard = 1000, name: string = options.split): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const paths: string[] = [];
   let current: ReturnType<typeof pack> | null = null;

@@ -23,9 +23,15 @@ export function makeVqaSet(count: number, split: Split = "heldout", canvas = DEF
   return out;
 }
 
-/** Normalises an answer for exact match: lower case, trimmed, one trailing full stop dropped. */
+/** Normalises an answer for exact match: lower case, single spaces, no space before punctuation (word-level decoders put one there), one trailing full stop dropped. */
 export function normalizeAnswer(a: string): string {
-  return a.trim().toLowerCase().replace(/\.$/, "").trim();
+  return a
+    .toLowerCase()
+    .replace(/\s+/g, " ")
+    .replace(/ ([,.?!:;])/g, "$1")
+    .trim()
+    .replace(/\.$/, "")
+    .trim();
 }
 
 export interface VqaScores {

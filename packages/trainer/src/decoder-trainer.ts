@@ -9,7 +9,16 @@ import { dirname, join } from "node:path";
 import { ClipImageProcessor, GenClipEncoder } from "@pisces/gen-clip";
 import { loadImageResized, toPixelValues } from "@pisces/image";
 import { type PiscesConfigJson, resolvePiscesConfig } from "@pisces/model";
-import { NoiseSchedule, SdxlDecoder, type SchedulerConfigJson, type UNet2DConditionModel } from "@pisces/sdxl-decoder";
+import {
+  AutoencoderKL,
+  NoiseSchedule,
+  resolveUNetConfig,
+  SdxlDecoder,
+  type SchedulerConfigJson,
+  schedulerFromConfig,
+  UNet2DConditionModel,
+  type UNetConfigJson,
+} from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
 import { DataError, isImage } from "./data.js";
 import { runTraining, type TrainEvent, type TrainOptions } from "./loop.js";
@@ -49,6 +58,24 @@ export function decoderLoss(unet: UNet2DConditionModel, schedule: NoiseSchedule,
   });
 }
 
+/** The decoder folder; a unet/ with only its config.json starts from that config (seeded), the VAE must be trained already. */
+function loadOrCreateDecoder(dir: string, seed: number): SdxlDecoder {
+  const unetDir = join(dir, "unet");
+  if (existsSync(join(unetDir, "diffusion_pytorch_model.safetensors")) || existsSync(join(unetDir, "diffusion_pytorch_model.safetensors.index.json")))
+    return SdxlDecoder.fromPretrained(dir);
+  const { json, path } = T.readConfigJson(unetDir, "UNet2DConditionModel");
+  T.manualSeed(seed);
+  const unet = new UNet2DConditionModel(resolveUNetConfig(json as UNetConfigJson, path));
+  try {
+    const vae = AutoencoderKL.fromPretrained(join(dir, "vae"));
+    const schedulerPath = join(dir, "scheduler", "scheduler_config.json");
+    return new SdxlDecoder(unet, vae, schedulerFromConfig(T.readJsonFile(schedulerPath, "scheduler config") as SchedulerConfigJson, schedulerPath));
+  } catch (e) {
+    unet.dispose();
+    throw e;
+  }
+}
+
 export async function* trainDecoder(recipe: Recipe, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
   const { json, path } = T.readConfigJson(recipe.model, "Pisces model");
   const { config } = resolvePiscesConfig(json as PiscesConfigJson, path);
@@ -57,7 +84,7 @@ export async function* trainDecoder(recipe: Recipe, options: TrainOptions = {}):
     featureLayer: config.generationFeatureLayer,
   });
   const clipProcessor = ClipImageProcessor.fromPretrained(join(recipe.model, "gen_clip"));
-  const decoder = SdxlDecoder.fromPretrained(join(recipe.model, "decoder"));
+  const decoder = loadOrCreateDecoder(join(recipe.model, "decoder"), recipe.seed);
   const schedulerJson = T.readJsonFile(join(recipe.model, "decoder", "scheduler", "scheduler_config.json"), "scheduler config") as SchedulerConfigJson;
   const schedule = new NoiseSchedule(schedulerJson);
   const { unet, vae } = decoder;
