@@ -269,7 +269,7 @@ export function writeParts(dir: string, seed = 0): Record<"llm" | "genClip" | "s
     mid_block_add_attention: true,
   });
 
-  // decoder: an SDXL-shaped UNet conditioned on the 64 gen-CLIP vectors (cross-attention) and their mean (pooled slot)
+  // decoder: an SDXL-shaped UNet conditioned on the 64 gen-CLIP vectors (cross-attention, their mean in the pooled slot, and their grid as input channels)
   for (const part of ["unet", "scheduler"]) mkdirSync(join(paths.decoder, part), { recursive: true });
   json(join(paths.decoder, "model_index.json"), {
     _class_name: "PiscesDecoderPipeline",
@@ -290,6 +290,8 @@ export function writeParts(dir: string, seed = 0): Record<"llm" | "genClip" | "s
     transformer_layers_per_block: [1, 1],
     attention_head_dim: [4, 8],
     cross_attention_dim: S.width,
+    // the vectors' 8 x 8 grid also as input channels: cross-attention alone was ignored by a decoder this small
+    pisces_vector_grid_channels: 8,
     norm_num_groups: 16,
     use_linear_projection: true,
     addition_embed_type: "text_time",

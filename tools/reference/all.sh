@@ -15,4 +15,5 @@ $PY $ref/pisces_reference.py tools/reference/out/pisces
 $PY $ref/vision_reference.py tools/reference/out/vision
 $PY $ref/siglip_text_reference.py tools/reference/out/vision/siglip_text tools/reference/out/vision/images/astronaut.png
 $PY $ref/clip_reference.py tools/reference/out/vision/clip
+$PY $ref/unet_grid_reference.py tools/reference/out/unet-grid
 echo "reference fixtures regenerated"

@@ -65,3 +65,12 @@ export function clipFixtures(): string {
   });
   return out;
 }
+
+/** The grid-conditioned UNet fixture (tools/reference/unet_grid_reference.py). */
+export function unetGridFixtures(): string {
+  const out = join(repoRoot, "tools", "reference", "out", "unet-grid");
+  generateOnce(join(out, "reference.safetensors"), out, () => {
+    execFileSync(process.env.PYTHON ?? "python3", [join(repoRoot, "tools", "reference", "unet_grid_reference.py"), out], { stdio: "pipe" });
+  });
+  return out;
+}

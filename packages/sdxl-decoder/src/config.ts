@@ -7,6 +7,13 @@ const L = T.CONFIG_LIMITS;
 
 /** The fields of diffusers' UNet2DConditionModel config.json used here. */
 export interface UNetConfigJson {
+  /**
+   * Not diffusers': when > 0, the cross-attention vectors, read as a square grid (row-major), also
+   * enter as input channels (a 1x1 convolution to this many channels, nearest-upsampled to the
+   * latents' size, concatenated before conv_in). A documented deviation for small decoders, which
+   * ignore cross-attention-only conditioning (see the README). Default 0: SDXL's UNet.
+   */
+  pisces_vector_grid_channels?: number;
   in_channels?: number;
   out_channels?: number;
   down_block_types?: string[];
@@ -46,6 +53,8 @@ export interface UNetConfig {
   readonly flipSinToCos: boolean;
   readonly freqShift: number;
   readonly textTime: { timeEmbedDim: number; inputDim: number } | null;
+  /** pisces_vector_grid_channels: 0 for SDXL's UNet. */
+  readonly vectorGridChannels: number;
 }
 
 /** A UNet config.json is invalid or asks for what this UNet does not implement. */
@@ -149,6 +158,7 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
             inputDim: r.int("projection_class_embeddings_input_dim", 2816, { max: 16 * L.width }),
           }
         : null,
+    vectorGridChannels: r.int("pisces_vector_grid_channels", 0, { min: 0, max: L.width }),
   };
   if (addition !== "text_time") r.ignore("addition_time_embed_dim", "projection_class_embeddings_input_dim");
   else if (config.textTime && config.textTime.inputDim <= 6 * config.textTime.timeEmbedDim)

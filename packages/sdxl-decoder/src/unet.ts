@@ -295,6 +295,8 @@ export interface UNetInput {
 }
 
 export class UNet2DConditionModel extends Module {
+  /** Only with pisces_vector_grid_channels > 0: the vectors' grid -> extra input channels. */
+  vector_grid_proj?: T.nn.Conv2d;
   conv_in: T.nn.Conv2d;
   time_embedding: TimestepEmbedding;
   add_embedding: TimestepEmbedding | null;
@@ -311,7 +313,8 @@ export class UNet2DConditionModel extends Module {
     super();
     const ch = config.blockOutChannels;
     const tembC = ch[0]! * 4;
-    this.conv_in = new Conv2d(config.inChannels, ch[0]!, 3, { ...options, padding: 1 });
+    if (config.vectorGridChannels > 0) this.vector_grid_proj = new Conv2d(config.crossAttentionDim, config.vectorGridChannels, 1, options);
+    this.conv_in = new Conv2d(config.inChannels + config.vectorGridChannels, ch[0]!, 3, { ...options, padding: 1 });
     this.time_embedding = new TimestepEmbedding(ch[0]!, tembC, options);
     this.add_embedding = config.textTime ? new TimestepEmbedding(config.textTime.inputDim, tembC, options) : null;
     this.down_blocks = new ModuleList(ch.map((out, i) => new DownBlock(i === 0 ? ch[0]! : ch[i - 1]!, out, tembC, i, config, options)));
@@ -354,7 +357,15 @@ export class UNet2DConditionModel extends Module {
           );
         temb = temb.add(this.add_embedding.forward(addIn.to(dtype)));
       }
-      let h = this.conv_in.forward(x.to(dtype));
+      let input0 = x.to(dtype);
+      if (this.vector_grid_proj) {
+        // (B, n*n, D) -> (B, D, n, n) -> (B, g, n, n) -> nearest to (H, W), beside the latents
+        const n = Math.round(Math.sqrt(context.size(1)));
+        if (n * n !== context.size(1)) throw new RangeError(`pisces_vector_grid_channels needs a square number of vectors, got ${context.size(1)}`);
+        const grid = context.to(dtype).transpose(1, 2).reshape([B, c.crossAttentionDim, n, n]);
+        input0 = T.cat([input0, T.interpolate(this.vector_grid_proj.forward(grid), { size: [H, W], mode: "nearest" })], 1);
+      }
+      let h = this.conv_in.forward(input0);
       const skips: Tensor[] = [h];
       for (const block of this.down_blocks) {
         const [out, s] = block.forward(h, temb, context.to(dtype));
