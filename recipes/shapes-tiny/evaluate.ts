@@ -1,26 +1,13 @@
-// Scores a shapes Pisces folder with @pisces/sampler: GenEval-shapes (the paper's sampling:
-// 64 autoregressive vectors, empty-caption guidance, the decoder), VQA-shapes and detailed-caption
-// exact match on held-out scenes, each beside its baseline (random scenes; the answer prior without
-// the image). A subset (the first n prompts of each task) keeps CPU runs short.
-//   npx tsx --conditions=@pisces/source recipes/shapes-tiny/evaluate.ts PISCES_DIR [--prompts-per-task 8] [--vqa-scenes 50]
+// Scores a shapes Pisces folder (what `pisces eval` runs, both benchmarks at once): GenEval-shapes
+// on the first n prompts of each task (4 images per prompt, 64 autoregressive vectors,
+// empty-caption guidance 3), VQA-shapes and detailed-caption exact match on held-out scenes, each
+// beside its baseline (random scenes; the answer prior without the image).
+//   npx tsx --conditions=@pisces/source recipes/shapes-tiny/evaluate.ts PISCES_DIR [--prompts-per-task 8] [--vqa-scenes 50] [--steps 30]
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { evalGeneval, evalVqa } from "@pisces/cli";
 import { PiscesForConditionalGeneration } from "@pisces/model";
-import { describeImages, generateImages } from "@pisces/sampler";
-import {
-  blindAnswers,
-  chanceBaseline,
-  encodePng,
-  type GenevalScores,
-  makeGenevalPrompts,
-  makeVqaSet,
-  type RgbImage,
-  scoreCaptions,
-  scoreGeneval,
-  scoreVqa,
-  type VqaScores,
-} from "@pisces/shapes";
-import sharp from "sharp";
+import type { GenevalScores, VqaScores } from "@pisces/shapes";
 
 export interface Evaluation {
   geneval: GenevalScores;
@@ -30,46 +17,20 @@ export interface Evaluation {
   captionExactMatch: number;
 }
 
-async function toRgb(png: Buffer): Promise<RgbImage> {
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data), width: info.width, height: info.height };
-}
-
 export async function evaluate(
   dir: string,
   options: { promptsPerTask?: number; imagesPerPrompt?: number; steps?: number; guidanceScale?: number; vqaScenes?: number } = {},
 ): Promise<Evaluation> {
-  const perTask = options.promptsPerTask ?? 8;
-  const perPrompt = options.imagesPerPrompt ?? 4;
-  const all = makeGenevalPrompts();
-  const prompts = all.filter((p, i) => all.slice(0, i).filter((q) => q.tag === p.tag).length < perTask);
   const model = PiscesForConditionalGeneration.fromPretrained(dir);
   try {
-    const images: RgbImage[][] = [];
-    for (const [i, p] of prompts.entries()) {
-      const pngs = await generateImages(model, {
-        prompts: p.prompt,
-        numImagesPerPrompt: perPrompt,
-        seed: 42 + i * perPrompt,
-        steps: options.steps ?? 30,
-        guidanceScale: options.guidanceScale ?? 3,
-      });
-      images.push(await Promise.all(pngs.map(toRgb)));
-    }
-    const items = makeVqaSet(options.vqaScenes ?? 50);
-    const pngOf = new Map<number, Buffer>();
-    for (const it of items) if (!pngOf.has(it.seed)) pngOf.set(it.seed, await encodePng(it.scene));
-    const answers: string[] = [];
-    for (const it of items) answers.push((await describeImages(model, { images: pngOf.get(it.seed)!, prompt: it.question, maxNewTokens: 4 }))[0]!);
-    const scenes = [...new Map(items.map((i) => [i.seed, i.scene])).values()];
-    const captions = await describeImages(model, { images: scenes.map((s) => pngOf.get(items.find((i) => i.scene === s)!.seed)!), maxNewTokens: 64 });
-    return {
-      geneval: scoreGeneval(prompts, images),
-      genevalChance: chanceBaseline(prompts, perPrompt),
-      vqa: scoreVqa(items, answers),
-      vqaBlind: scoreVqa(items, blindAnswers(items)),
-      captionExactMatch: scoreCaptions(scenes, captions),
-    };
+    const g = await evalGeneval(model, {
+      promptsPerTask: options.promptsPerTask ?? 8,
+      imagesPerPrompt: options.imagesPerPrompt,
+      steps: options.steps,
+      guidanceScale: options.guidanceScale,
+    });
+    const v = await evalVqa(model, { scenes: options.vqaScenes ?? 50 });
+    return { geneval: g.scores, genevalChance: g.chance, vqa: v.scores, vqaBlind: v.blind, captionExactMatch: v.captionExactMatch };
   } finally {
     model.dispose();
   }
