@@ -314,6 +314,23 @@ export function buildProgram(): Command {
     });
 
   program
+    .command("serve")
+    .description("the demo server: OpenAI-compatible endpoints and a web page")
+    .addOption(modelOption())
+    .option("--port <n>", "", int("port", 0, 65535), 8000)
+    .option("--host <host>", "listen address", "127.0.0.1")
+    .option("--max-queue <n>", "requests waiting beside the running one before 429", int("max-queue", 0, 1000), 4)
+    .action(async (o) => {
+      const { createServer } = await import("@pisces/server");
+      const server = createServer({ model: modelDir(o.model), maxQueue: o.maxQueue });
+      await server.app.listen({ port: o.port, host: o.host });
+      process.stderr.write(`pisces serve: http://${o.host}:${o.port}/ (loading the model)\n`);
+      await server.modelReady;
+      process.stderr.write("pisces serve: model ready\n");
+      await new Promise<void>((done) => process.once("SIGINT", () => void server.close().then(done)));
+    });
+
+  program
     .command("train")
     .description("train from a recipe (@pisces/trainer's pisces-train)")
     .argument("<recipe>")
