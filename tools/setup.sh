@@ -13,5 +13,10 @@ if [ ! -f /usr/include/gloo/rendezvous/store.h ] && command -v apt-get >/dev/nul
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libgloo-dev) >/dev/null 2>&1 ||
     echo "setup: libgloo-dev could not be installed; @pisces/tensor-cuda builds without Gloo (no multi-process training)" >&2
 fi
+# Debian's chromium for the demo page's browser test (playwright-core drives it; it downloads nothing).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 ||
+    echo "setup: chromium could not be installed; the demo page's browser test will say so" >&2
+fi
 python3 -m pip install --quiet --disable-pip-version-check -r tools/reference/requirements.txt
 pnpm install --frozen-lockfile
