@@ -30,6 +30,8 @@ export type ToWorker = Job | { type: "cancel"; id: number };
 export type FromWorker =
   | { type: "ready"; model: string }
   | { type: "fatal"; message: string }
+  /** After each job: the worker's live native tensors (flat across requests when nothing leaks). */
+  | { type: "stats"; liveTensors: number; liveBytes: number }
   | { type: "text"; id: number; delta: string }
   | { type: "progress"; id: number; stage: "vectors" | "denoise"; step: number; of: number; previews?: Uint8Array[] }
   | { type: "done"; id: number; text?: string; tokens?: number; images?: Uint8Array[] }

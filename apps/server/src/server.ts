@@ -104,11 +104,14 @@ export function createServer(options: ServerOptions): PiscesServer {
   const worker = new Worker(workerUrl(), { workerData: { model: options.model } });
   const handlers = new Map<number, (m: FromWorker) => void>();
   let nextId = 1;
+  let tensors = { live: 0, bytes: 0 };
   const ready = new Promise<void>((resolve) => {
     worker.on("message", (m: FromWorker) => {
       if (m.type === "ready") {
         state = "ok";
         resolve();
+      } else if (m.type === "stats") {
+        tensors = { live: m.liveTensors, bytes: m.liveBytes };
       } else if (m.type === "fatal") {
         state = "error";
         fatal = m.message;
@@ -158,7 +161,7 @@ export function createServer(options: ServerOptions): PiscesServer {
   const page = readFileSync(join(here, "..", "public", "index.html"), "utf8");
   app.get("/", (_q, reply) => reply.type("text/html; charset=utf-8").send(page));
   app.get("/health", (_q, reply) =>
-    reply.status(state === "ok" ? 200 : 503).send({ status: state, model: options.model, queue: handlers.size, ...(fatal ? { error: fatal } : {}) }),
+    reply.status(state === "ok" ? 200 : 503).send({ status: state, model: options.model, queue: handlers.size, tensors, ...(fatal ? { error: fatal } : {}) }),
   );
   app.get("/v1/models", () => ({ object: "list", data: [{ id: "pisces", object: "model", created: 0, owned_by: "pisces" }] }));
 

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { PiscesForConditionalGeneration } from "@pisces/model";
 import { imageToText, textToImage } from "@pisces/sampler";
+import * as T from "@pisces/tensor-cuda";
 import type { FromWorker, Job, ToWorker } from "./protocol.js";
 
 const port = parentPort!;
@@ -16,6 +17,8 @@ let model: PiscesForConditionalGeneration;
 try {
   model = PiscesForConditionalGeneration.fromPretrained((workerData as { model: string }).model);
   send({ type: "ready", model: (workerData as { model: string }).model });
+  const m = T.memoryStats();
+  send({ type: "stats", liveTensors: m.liveTensors, liveBytes: m.liveBytes });
 } catch (e) {
   send({ type: "fatal", message: (e as Error).message });
   process.exit(1);
@@ -76,6 +79,8 @@ async function run(job: Job): Promise<void> {
     send({ type: "error", id: job.id, message: err.message.split("\n")[0]!, status });
   } finally {
     controllers.delete(job.id);
+    const m = T.memoryStats();
+    send({ type: "stats", liveTensors: m.liveTensors, liveBytes: m.liveBytes });
   }
 }
 

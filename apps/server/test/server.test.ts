@@ -84,6 +84,7 @@ describe("demo server", () => {
   });
 
   it("answers /health while a generation runs, refuses past the queue with 429, and a disconnect cancels", async () => {
+    const first = await json(await fetch(`${base}/health`));
     const controller = new AbortController();
     const long = post("/v1/images/generations", { prompt: "a green triangle", steps: 100, size: "256x256" }).catch(() => null);
     const long2 = fetch(`${base}/v1/images/generations`, {
@@ -107,7 +108,9 @@ describe("demo server", () => {
     await new Promise((r) => setTimeout(r, 200));
     expect((await json(await fetch(`${base}/health`))).queue).toBe(1);
     await long;
-    expect((await json(await fetch(`${base}/health`))).queue).toBe(0);
+    const idle = await json(await fetch(`${base}/health`));
+    expect(idle.queue).toBe(0);
+    expect(idle.tensors.live).toBe(first.tensors.live); // a cancelled and a finished job leave nothing behind
   }, 120_000);
 
   it("bad requests get JSON errors and the worker lives on", async () => {
