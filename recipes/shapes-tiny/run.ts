@@ -8,7 +8,8 @@
 // exists) is skipped; an interrupted one resumes from its last checkpoint.
 //   npx tsx --conditions=@pisces/source recipes/shapes-tiny/run.ts WORK_DIR [--scale smoke|full] [--only STAGE]
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { PiscesForConditionalGeneration } from "@pisces/model";
 import { writeManifest } from "@pisces/shapes";
@@ -42,6 +43,9 @@ export type Stage = keyof (typeof BUDGETS)["full"]["steps"];
 export const STAGES: Stage[] = ["gen_clip", "siglip", "vae", "decoder", "stage1", "stage2", "stage3"];
 
 const json = (path: string, value: unknown) => writeFileSync(path, `${JSON.stringify(value, null, 1)}\n`);
+
+/** Parts trained in an earlier sitting and committed (recipes/shapes-tiny/trained/<stage>/): used instead of training again. */
+export const TRAINED = join(dirname(fileURLToPath(import.meta.url)), "trained");
 
 /** Writes the world's manifests (train and held-out) under work/data. */
 export async function writeData(work: string, scale: Scale): Promise<void> {
@@ -170,7 +174,7 @@ function assemble(work: string, stage: Stage, log: (m: string) => void): void {
 const TRAINERS = { gen_clip: trainGenClip, siglip: trainSiglip, vae: trainVae, decoder: trainDecoder, pisces: trainPisces } as const;
 
 /** Runs the recipe (or one stage of it) in `work`; returns the final Pisces folder. */
-export async function runRecipe(work: string, options: { scale?: Scale; only?: Stage; log?: (m: string) => void } = {}): Promise<string> {
+export async function runRecipe(work: string, options: { scale?: Scale; only?: Stage; log?: (m: string) => void; useTrained?: boolean } = {}): Promise<string> {
   const scale = options.scale ?? "full";
   const log = options.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   mkdirSync(work, { recursive: true });
@@ -180,6 +184,12 @@ export async function runRecipe(work: string, options: { scale?: Scale; only?: S
     const out = join(work, "runs", stage);
     if (existsSync(join(out, "final"))) {
       log(`${stage}: done (${join(out, "final")})`);
+      continue;
+    }
+    if (scale === "full" && (options.useTrained ?? true) && existsSync(join(TRAINED, stage, "config.json"))) {
+      mkdirSync(out, { recursive: true });
+      cpSync(join(TRAINED, stage), join(out, "final"), { recursive: true });
+      log(`${stage}: done (the committed part ${join(TRAINED, stage)})`);
       continue;
     }
     assemble(work, stage, log);
