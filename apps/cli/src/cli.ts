@@ -9,7 +9,8 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "nod
 import { createRequire } from "node:module";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { PiscesForConditionalGeneration } from "@pisces/model";
+import { createInterface } from "node:readline";
+import { PiscesForConditionalGeneration, type PiscesMessage } from "@pisces/model";
 import { imageToText, type SchedulerName, textToImage } from "@pisces/sampler";
 import { SdxlDecoder } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
@@ -199,6 +200,67 @@ export function buildProgram(): Command {
       try {
         await streamText(model, image, question, Boolean(o.json), o.maxTokens);
       } finally {
+        model.dispose();
+      }
+    });
+
+  program
+    .command("chat")
+    .description("a multi-turn chat: /image PATH attaches an image, /exit (or Ctrl-D) ends, Ctrl-C stops an answer")
+    .addOption(modelOption())
+    .option("--image <file>", "an image for the first message")
+    .option("--max-tokens <n>", "per answer", int("max-tokens", 1, 4096), 128)
+    .action(async (o) => {
+      const model = loadModel(o.model);
+      const tty = Boolean(process.stdin.isTTY);
+      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: tty });
+      const messages: PiscesMessage[] = [];
+      const images: string[] = [];
+      let pending: string[] = o.image ? [checkImage(o.image)] : [];
+      let answering: AbortController | null = null;
+      rl.on("SIGINT", () => (answering ? answering.abort() : rl.close()));
+      const ask = () => tty && rl.prompt();
+      rl.setPrompt("> ");
+      try {
+        ask();
+        for await (const raw of rl) {
+          const line = raw.trim();
+          if (line === "/exit") break;
+          if (line.startsWith("/image")) {
+            const path = line.slice(6).trim();
+            if (!path || !existsSync(path)) process.stderr.write(`pisces: ${path ? `${path}: no such file` : "usage: /image PATH"}\n`);
+            else pending.push(path);
+            ask();
+            continue;
+          }
+          if (!line) {
+            ask();
+            continue;
+          }
+          const content: PiscesMessage["content"] = pending.length
+            ? [...pending.map(() => ({ type: "image" as const })), { type: "text" as const, text: line }]
+            : line;
+          messages.push({ role: "user", content });
+          images.push(...pending);
+          pending = [];
+          answering = new AbortController();
+          let text = "";
+          try {
+            for await (const e of imageToText(model, { messages, images, maxNewTokens: o.maxTokens, signal: answering.signal })) {
+              if (e.stage === "text") process.stdout.write(e.text[0]!);
+              if (e.stage === "done") text = e.texts[0]!;
+            }
+          } catch (e) {
+            if (!answering.signal.aborted) throw e;
+            process.stderr.write(" [stopped]");
+          }
+          answering = null;
+          process.stdout.write("\n");
+          messages.push({ role: "assistant", content: text });
+          ask();
+        }
+      } finally {
+        rl.close();
         model.dispose();
       }
     });

@@ -25,18 +25,19 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function pisces(
   args: string[],
-  options: { env?: Record<string, string>; interruptAfterMs?: number } = {},
+  options: { env?: Record<string, string>; interruptAfterMs?: number; input?: string } = {},
 ): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--import", "tsx", "--conditions=@pisces/source", cli, ...args], {
       cwd: join(here, ".."),
       env: { ...process.env, PISCES_MODEL: "", ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    if (options.input !== undefined) child.stdin!.end(options.input);
     let out = "";
     let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (err += d));
     if (options.interruptAfterMs) setTimeout(() => child.kill("SIGINT"), options.interruptAfterMs);
     child.on("exit", (code) => resolve({ code, out, err }));
   });
@@ -78,6 +79,15 @@ describe("pisces", () => {
     expect(corrupt.code).toBe(1);
     expect(corrupt.err.trim().split("\n")).toHaveLength(1);
     expect(corrupt.err).not.toMatch(/\n\s+at /);
+  });
+
+  it("chat: lines from stdin are turns, /image attaches an image, a bad path is reported and the chat goes on", async () => {
+    const r = await pisces(["chat", "--model", model, "--max-tokens", "3"], {
+      input: `/image ${image}\nwhat color is it?\n/image ${join(work, "nope.png")}\nand the shape?\n/exit\n`,
+    });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.split("\n").slice(0, -1)).toHaveLength(2); // two answers, one line each
+    expect(r.err).toMatch(/nope\.png: no such file/);
   });
 
   it("without a model it says how to give one", async () => {
