@@ -311,7 +311,7 @@ export function buildProgram(): Command {
     .option("-o, --output <file>", "PNG to write (numbered when B > 1)", "out.png")
     .option("--steps <n>", "denoising steps", int("steps", 1, 1000), 30)
     .option("--guidance <g>", "guidance scale against zero vectors (1 disables)", num("guidance"), 3)
-    .option("--size <WxH>", "image size (default: the UNet's)", size)
+    .option("--size <WxH>", "image size (default: the UNet's sample_size x the VAE factor)", size)
     .action(async (o) => {
       if (!existsSync(o.embeddings)) throw new CliError(`${o.embeddings}: no such file`);
       const file = T.loadSafetensors(o.embeddings);
@@ -321,11 +321,7 @@ export function buildProgram(): Command {
       const decoder = SdxlDecoder.fromPretrained(o.decoder);
       try {
         const cond = file.get(key);
-        const f = decoder.vae.downsampleFactor;
-        const unetJson = T.readJsonFile(join(o.decoder, "unet", "config.json"), "UNet config") as { sample_size?: unknown };
-        const side = typeof unetJson.sample_size === "number" ? unetJson.sample_size : null;
-        const dims = o.size ?? (side ? { width: side * f, height: side * f } : {});
-        const { png } = await decoder.decode(cond, { steps: o.steps, guidanceScale: o.guidance, ...dims });
+        const { png } = await decoder.decode(cond, { steps: o.steps, guidanceScale: o.guidance, ...(o.size ?? {}) });
         const files = outputNames(o.output, png.length);
         writeAtomically(files.map((f2, i) => [f2, png[i]!]));
         process.stdout.write(`${files.join("\n")}\n`);

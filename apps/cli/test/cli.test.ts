@@ -110,7 +110,8 @@ describe("pisces", () => {
     T.saveSafetensors(file, new Map([["embeddings", T.randn([1, 4, 16])]]));
     const r = await pisces(["decode", "--decoder", join(model, "decoder"), "--embeddings", file, "-o", join(work, "decoded.png"), "--steps", "2"]);
     expect(r.code, r.err).toBe(0);
-    expect((await sharp(join(work, "decoded.png")).metadata()).format).toBe("png");
+    const meta = await sharp(join(work, "decoded.png")).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 32, 32]); // the UNet's sample_size 8 x the VAE's factor 4
   });
 
   it("eval vqa-shapes prints the scores beside the blind baseline", async () => {

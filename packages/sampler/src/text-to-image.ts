@@ -56,13 +56,6 @@ function makeScheduler(model: PiscesForConditionalGeneration, choice: SchedulerN
   return schedulerFromConfig({ ...trainingScheduleConfig(folder), _class_name: className }, "decoder/scheduler/scheduler_config.json");
 }
 
-function defaultSize(model: PiscesForConditionalGeneration): number {
-  const raw = model.folderFiles.get("decoder/unet/config.json");
-  const sample = raw ? (JSON.parse(raw.toString("utf8")) as { sample_size?: unknown }).sample_size : undefined;
-  const factor = model.decoder?.vae.downsampleFactor ?? 8;
-  return typeof sample === "number" && Number.isInteger(sample) && sample > 0 ? sample * factor : 1024;
-}
-
 /**
  * Generates PNG images from text prompts. Yields `vectors` events while the LLM predicts the
  * vectors, `denoise` events per step (per chunk of `batchSize` images), then `done` with the images.
@@ -81,7 +74,7 @@ export async function* textToImage(model: PiscesForConditionalGeneration, option
     throw new SamplerError(`guidanceScale must be a positive number (1 disables guidance), got ${String(guidance)}`);
   const previewEvery = options.previewEvery ?? 0;
   if (!Number.isInteger(previewEvery) || previewEvery < 0) throw new SamplerError(`previewEvery must be 0 or a positive integer, got ${previewEvery}`);
-  const size = defaultSize(model);
+  const size = decoder.defaultImageSize;
   const width = options.width ?? size;
   const height = options.height ?? size;
   const factor = decoder.vae.downsampleFactor * decoder.unet.downsampleFactor;

@@ -55,6 +55,8 @@ export interface UNetConfig {
   readonly textTime: { timeEmbedDim: number; inputDim: number } | null;
   /** pisces_vector_grid_channels: 0 for SDXL's UNet. */
   readonly vectorGridChannels: number;
+  /** Latent side the UNet was trained at (config.json's sample_size), or null: the decoder's default image size is this x the VAE factor. */
+  readonly sampleSize: number | null;
 }
 
 /** A UNet config.json is invalid or asks for what this UNet does not implement. */
@@ -105,7 +107,7 @@ function fixedKeys(r: T.ConfigReader, fixed: [string, unknown, string][]): void 
 
 export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): UNetConfig {
   const r = new T.ConfigReader(json, where);
-  r.ignore(...T.BOOKKEEPING_KEYS, "sample_size");
+  r.ignore(...T.BOOKKEEPING_KEYS);
   fixedKeys(r, UNET_FIXED);
   const blocks = r.intList("block_out_channels", [320, 640, 1280, 1280], { max: L.width, maxLength: L.blocks });
   const n = blocks.length;
@@ -159,7 +161,9 @@ export function resolveUNetConfig(json: UNetConfigJson, where = "UNet config"): 
           }
         : null,
     vectorGridChannels: r.int("pisces_vector_grid_channels", 0, { min: 0, max: L.width }),
+    sampleSize: r.has("sample_size") && r.raw("sample_size") !== null ? r.int("sample_size", 128, { max: L.imageSize }) : null,
   };
+  if (config.sampleSize === null) r.ignore("sample_size");
   if (addition !== "text_time") r.ignore("addition_time_embed_dim", "projection_class_embeddings_input_dim");
   else if (config.textTime && config.textTime.inputDim <= 6 * config.textTime.timeEmbedDim)
     r.fail(

@@ -28,7 +28,7 @@ export interface DecodeOptions {
   scheduler?: Scheduler;
   /** Seeds the initial noise. */
   seed?: number;
-  /** Output size in pixels (default 1024 x 1024); multiples of the VAE and UNet down-sampling. */
+  /** Output size in pixels (default: the UNet's sample_size x the VAE factor, else 1024 x 1024); multiples of the VAE and UNet down-sampling. */
   height?: number;
   width?: number;
   /** Start from these latents (B, 4, h, w) instead of seeded noise (they are multiplied by initNoiseSigma). */
@@ -83,6 +83,12 @@ export class SdxlDecoder {
     readonly scheduler: Scheduler,
   ) {}
 
+  /** The image side made when none is asked: the UNet's sample_size x the VAE factor (as diffusers' pipelines), else 1024. */
+  get defaultImageSize(): number {
+    const s = this.unet.config.sampleSize;
+    return s === null ? 1024 : s * this.vae.downsampleFactor;
+  }
+
   /** A diffusers-style folder with unet/, vae/ and scheduler/ (other parts, e.g. text encoders, are ignored). */
   static fromPretrained(dir: string, options: { dtype?: T.DType; device?: T.Device; vaeDtype?: T.DType } = {}): SdxlDecoder {
     for (const part of ["unet", "vae", "scheduler"])
@@ -109,8 +115,8 @@ export class SdxlDecoder {
     const guidance = o.guidanceScale ?? 3;
     if (!Number.isFinite(guidance)) throw new DecoderError(`guidanceScale must be a finite number, got ${guidance}`);
     const factor = this.vae.downsampleFactor * this.unet.downsampleFactor;
-    const height = o.height ?? 1024;
-    const width = o.width ?? 1024;
+    const height = o.height ?? this.defaultImageSize;
+    const width = o.width ?? this.defaultImageSize;
     if (!Number.isInteger(height) || !Number.isInteger(width) || height <= 0 || width <= 0 || height % factor || width % factor)
       throw new DecoderError(`height and width must be positive multiples of ${factor}, got ${height}x${width}`);
     return { height, width, steps, guidance };

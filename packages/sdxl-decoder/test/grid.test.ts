@@ -40,6 +40,12 @@ describe("vector grid conditioning", () => {
     }
   });
 
+  it("reads sample_size (the decoder's default image size is it x the VAE factor)", () => {
+    expect(resolveUNetConfig({ sample_size: 16 }).sampleSize).toBe(16);
+    expect(resolveUNetConfig({}).sampleSize).toBeNull();
+    expect(resolveUNetConfig({ sample_size: null } as never).sampleSize).toBeNull();
+  });
+
   it("is off by default: SDXL's UNet has no vector_grid_proj", () => {
     expect(resolveUNetConfig({}).vectorGridChannels).toBe(0);
     expect(() => resolveUNetConfig({ pisces_vector_grid_channels: -1 })).toThrow(/pisces_vector_grid_channels/);
