@@ -171,6 +171,36 @@ export function createServer(options: ServerOptions): PiscesServer {
     return (data: unknown) => reply.raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
   };
 
+  type Write = (data: unknown) => void;
+  type Done = Extract<FromWorker, { type: "done" }>;
+  /**
+   * Runs a job as server-sent events: `event` turns the job's messages into events (`done` too, for
+   * its last ones); then `[DONE]` and the end. An error becomes an error event. Queue refusals (429,
+   * 503) throw before the stream starts, so they are plain JSON errors.
+   */
+  const streamJob = (job: Omit<Job, "id">, reply: FastifyReply, event: (m: FromWorker, write: Write) => void): Write => {
+    let write: Write | null = null;
+    submit(
+      job,
+      (m) => {
+        if (!write) return;
+        if (m.type === "error") write({ error: { message: m.message, type: m.status >= 500 ? "server_error" : "invalid_request_error" } });
+        else event(m, write);
+        if (m.type === "done") write("[DONE]");
+        if (m.type === "done" || m.type === "error") reply.raw.end();
+      },
+      reply,
+    );
+    write = sse(reply);
+    return write;
+  };
+  /** Runs a job to its end; its error becomes the response's. */
+  const runJob = async (job: Omit<Job, "id">, reply: FastifyReply): Promise<Done> => {
+    const m = await new Promise<FromWorker>((resolve) => submit(job, (e) => (e.type === "done" || e.type === "error") && resolve(e), reply));
+    if (m.type === "error") throw new HttpError(m.status, m.message);
+    return m as Done;
+  };
+
   app.post("/v1/chat/completions", async (request, reply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const { messages, images } = toPiscesMessages(body.messages, limits.images);
@@ -195,42 +225,23 @@ export function createServer(options: ServerOptions): PiscesServer {
       model: "pisces",
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
+    await ready;
     if (body.stream === true) {
-      await ready;
-      let write: ((d: unknown) => void) | null = null;
-      submit(
-        job,
-        (m) => {
-          if (!write) return;
-          if (m.type === "text") write(chunk({ content: m.delta }, null));
-          if (m.type === "done") {
-            write(chunk({}, (m.tokens ?? 0) >= maxNewTokens ? "length" : "stop"));
-            write("[DONE]");
-            reply.raw.end();
-          }
-          if (m.type === "error") {
-            write({ error: { message: m.message, type: m.status >= 500 ? "server_error" : "invalid_request_error" } });
-            reply.raw.end();
-          }
-        },
-        reply,
-      );
-      write = sse(reply);
+      const write = streamJob(job, reply, (m, w) => {
+        if (m.type === "text") w(chunk({ content: m.delta }, null));
+        if (m.type === "done") w(chunk({}, (m.tokens ?? 0) >= maxNewTokens ? "length" : "stop"));
+      });
       write(chunk({ role: "assistant", content: "" }, null));
       return reply;
     }
-    await ready;
-    const done = await new Promise<FromWorker>((resolve) => submit(job, (m) => (m.type === "done" || m.type === "error") && resolve(m), reply));
-    if (done.type === "error") throw new HttpError(done.status === 499 ? 499 : done.status, done.message);
-    const tokens = done.type === "done" ? (done.tokens ?? 0) : 0;
+    const done = await runJob(job, reply);
+    const tokens = done.tokens ?? 0;
     return {
       id,
       object: "chat.completion",
       created,
       model: "pisces",
-      choices: [
-        { index: 0, message: { role: "assistant", content: done.type === "done" ? done.text : "" }, finish_reason: tokens >= maxNewTokens ? "length" : "stop" },
-      ],
+      choices: [{ index: 0, message: { role: "assistant", content: done.text ?? "" }, finish_reason: tokens >= maxNewTokens ? "length" : "stop" }],
       usage: { prompt_tokens: 0, completion_tokens: tokens, total_tokens: tokens },
     };
   });
@@ -261,38 +272,23 @@ export function createServer(options: ServerOptions): PiscesServer {
     const created = Math.floor(Date.now() / 1000);
     await ready;
     if (body.stream === true) {
-      let write: ((d: unknown) => void) | null = null;
-      submit(
-        job,
-        (m) => {
-          if (!write) return;
-          if (m.type === "progress")
-            write({
-              type: "image_generation.progress",
-              stage: m.stage,
-              step: m.step,
-              of: m.of,
-              ...(m.previews ? { previews: m.previews.map((p) => Buffer.from(p).toString("base64")) } : {}),
-            });
-          if (m.type === "done") {
-            for (const [index, img] of (m.images ?? []).entries())
-              write({ type: "image_generation.completed", index, b64_json: Buffer.from(img).toString("base64") });
-            write("[DONE]");
-            reply.raw.end();
-          }
-          if (m.type === "error") {
-            write({ error: { message: m.message, type: m.status >= 500 ? "server_error" : "invalid_request_error" } });
-            reply.raw.end();
-          }
-        },
-        reply,
-      );
-      write = sse(reply);
+      streamJob(job, reply, (m, write) => {
+        if (m.type === "progress")
+          write({
+            type: "image_generation.progress",
+            stage: m.stage,
+            step: m.step,
+            of: m.of,
+            ...(m.previews ? { previews: m.previews.map((p) => Buffer.from(p).toString("base64")) } : {}),
+          });
+        if (m.type === "done")
+          for (const [index, img] of (m.images ?? []).entries())
+            write({ type: "image_generation.completed", index, b64_json: Buffer.from(img).toString("base64") });
+      });
       return reply;
     }
-    const done = await new Promise<FromWorker>((resolve) => submit(job, (m) => (m.type === "done" || m.type === "error") && resolve(m), reply));
-    if (done.type === "error") throw new HttpError(done.status, done.message);
-    return { created, data: (done.type === "done" ? (done.images ?? []) : []).map((img) => ({ b64_json: Buffer.from(img).toString("base64") })) };
+    const done = await runJob(job, reply);
+    return { created, data: (done.images ?? []).map((img) => ({ b64_json: Buffer.from(img).toString("base64") })) };
   });
 
   return {

@@ -1,6 +1,7 @@
 // torch.distributed in camelCase: libtorch's c10d (TCPStore rendezvous, the Gloo process group,
 // and DistributedDataParallel's C++ Reducer), bound by native/distributed.h. Nothing here moves
 // bytes itself: every collective is libtorch's.
+import { createServer } from "node:net";
 import { native } from "./native.js";
 import type { Module } from "./nn/module.js";
 import type { Tensor } from "./tensor.js";
@@ -163,6 +164,18 @@ export interface InitProcessGroupOptions extends ProcessGroupOptions {
   masterPort?: number;
   /** Environment to read (default process.env). */
   env?: NodeJS.ProcessEnv;
+}
+
+/** A TCP port free on `host` now (the OS picks it), for a local store: what a launcher of local ranks needs. */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Where this process sits, from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). */

@@ -1,7 +1,6 @@
 // c10d through the addon: several real processes on loopback (Gloo), launched with torchrun's
 // variables, each running test/fixtures/distributed-worker.ts.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -12,17 +11,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const tsx = join(here, "..", "node_modules", ".bin", "tsx");
 const worker = join(here, "fixtures", "distributed-worker.ts");
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 interface RankResult {
   code: number | null;
   out: string;
@@ -31,7 +19,7 @@ interface RankResult {
 
 /** Runs `world` ranks of the worker in `mode`; resolves with each rank's exit code and output. */
 async function launch(world: number, mode: string, extra: string[] = [], env: Record<string, string> = {}): Promise<RankResult[]> {
-  const port = await freePort();
+  const port = await D.freePort();
   return Promise.all(
     Array.from(
       { length: world },

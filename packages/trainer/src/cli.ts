@@ -5,7 +5,6 @@
 // process is one rank; with --nproc-per-node N (and no RANK) this process starts N local ranks
 // itself and stops them all when one fails.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { parseArgs } from "node:util";
 import * as T from "@pisces/tensor-cuda";
 import { trainDecoder } from "./decoder-trainer.js";
@@ -18,20 +17,9 @@ import { trainVae } from "./vae-trainer.js";
 
 const USAGE = "usage: pisces-train RECIPE.json [--resume] [--nproc-per-node N] [--dist-timeout SECONDS]\n";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts `n` local ranks of this same command; resolves with the exit code to return. */
 async function launchLocal(n: number, args: string[]): Promise<number> {
-  const port = await freePort();
+  const port = await T.distributed.freePort();
   const children = Array.from({ length: n }, (_, rank) =>
     spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
       env: {

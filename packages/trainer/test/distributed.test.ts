@@ -3,7 +3,6 @@
 // mid-run stops the other with a clear error, leaves every checkpoint whole, and the run resumes.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,16 +35,6 @@ function run(args: string[], env: Record<string, string> = {}, onStderr?: (all: 
       onStderr?.(stderr);
     });
     child.on("exit", (code) => resolve({ code, stderr }));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
   });
 }
 
@@ -103,7 +92,7 @@ describe.runIf(T.distributed.isAvailable("gloo"))("pisces-train data-parallel (G
     expect(done.code, done.stderr).toBe(0);
 
     // torchrun's way: each rank its own process; SIGKILL rank 1 once rank 0 has logged step 5
-    const port = String(await freePort());
+    const port = String(await T.distributed.freePort());
     const env = (rank: number) => ({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: "2", MASTER_ADDR: "127.0.0.1", MASTER_PORT: port });
     let victim: ChildProcess | null = null;
     const rank1 = run([parted, "--dist-timeout", "30"], env(1), undefined, (child) => {
