@@ -22,6 +22,8 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
+from pisces_reference import simmim_loss, simmim_start  # the same SimMIM step as the vision-only reference
+
 out = sys.argv[1]
 model_dir = os.path.join(out, "model")
 os.makedirs(model_dir, exist_ok=True)
@@ -80,24 +82,11 @@ c = model.config.vision_config
 G, p, D = c.image_size // c.patch_size, c.patch_size, c.hidden_size
 g = torch.Generator().manual_seed(99)
 mask = torch.rand(len(captions), G * G, generator=g) < 0.75
-mask_token = torch.nn.Parameter(torch.randn(D, generator=g) * 0.02)
-head = torch.nn.Linear(D, p * p * 3)
-with torch.no_grad():
-    head.weight.copy_(torch.randn(head.weight.shape, generator=g) * 0.05)
-    head.bias.zero_()
-start = {"mask_token": mask_token.detach().clone(), "pixel_head.weight": head.weight.detach().clone(), "pixel_head.bias": head.bias.detach().clone()}
+mask_token, head, start = simmim_start(D, p, g)
 params = list(model.parameters()) + [mask_token] + list(head.parameters())
 opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
 model.train()
-vm = model.vision_model
-e = vm.embeddings(pixels)
-pos = vm.embeddings.position_embedding.weight[1:]
-patches = torch.where(mask[..., None], (mask_token + pos)[None].expand_as(e[:, 1:]), e[:, 1:])
-h = vm.encoder(inputs_embeds=vm.pre_layrnorm(torch.cat([e[:, :1], patches], 1))).last_hidden_state
-pred = head(h[:, 1:])
-B = len(captions)
-target = pixels.reshape(B, 3, G, p, G, p).permute(0, 2, 4, 3, 5, 1).reshape(B, G * G, p * p * 3)
-mim = ((pred - target) ** 2).mean(-1)[mask].mean()
+mim = simmim_loss(model.vision_model, pixels, mask, mask_token, head)
 contrastive = model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixels, return_loss=True).loss
 loss = mim + contrastive_weight * contrastive
 loss.backward()

@@ -531,6 +531,32 @@ def siglip_step(siglip_dir, images_dir, out_path, lr=1e-4, weight_decay=0.01, ma
     json.dump({"captions": captions}, open(out_path + ".json", "w"))
 
 
+def simmim_start(D, p, g):
+    """SimMIM's mask token and pixel head for a width-D ViT with patch p, drawn from generator g:
+    (mask_token, head, their start values by the trainer's key names)."""
+    mask_token = torch.nn.Parameter(torch.randn(D, generator=g) * 0.02)
+    head = torch.nn.Linear(D, p * p * 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=g) * 0.05)
+        head.bias.zero_()
+    start = {"mask_token": mask_token.detach().clone(), "pixel_head.weight": head.weight.detach().clone(), "pixel_head.bias": head.bias.detach().clone()}
+    return mask_token, head, start
+
+
+def simmim_loss(vm, pixels, mask, mask_token, head):
+    """Masked patches' embeddings become the mask token (plus their position embedding), the ViT runs
+    on all tokens, the head predicts each masked patch's pixels (patch-major RGB); MSE over them."""
+    c = vm.config
+    G, p, B = c.image_size // c.patch_size, c.patch_size, pixels.shape[0]
+    e = vm.embeddings(pixels)  # (B, 1 + N, D), position embeddings added
+    pos = vm.embeddings.position_embedding.weight[1:]  # (N, D)
+    patches = torch.where(mask[..., None], (mask_token + pos)[None].expand_as(e[:, 1:]), e[:, 1:])
+    h = vm.encoder(inputs_embeds=vm.pre_layrnorm(torch.cat([e[:, :1], patches], 1))).last_hidden_state
+    pred = head(h[:, 1:])  # (B, N, p*p*3)
+    target = pixels.reshape(B, 3, G, p, G, p).permute(0, 2, 4, 3, 5, 1).reshape(B, G * G, p * p * 3)
+    return ((pred - target) ** 2).mean(-1)[mask].mean()
+
+
 def gen_clip_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.0):
     """The reference of @pisces/trainer's gen-CLIP step, masked image modelling as SimMIM does it:
     masked patches' embeddings become a learned mask token (plus their position embedding), the
@@ -542,24 +568,12 @@ def gen_clip_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1
     g = torch.Generator().manual_seed(99)
     pixels = torch.randn(2, 3, c.image_size, c.image_size, generator=g)
     mask = torch.rand(2, G * G, generator=g) < 0.75
-    mask_token = torch.nn.Parameter(torch.randn(D, generator=g) * 0.02)
-    head = torch.nn.Linear(D, p * p * 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.randn(head.weight.shape, generator=g) * 0.05)
-        head.bias.zero_()
-    start = {"mask_token": mask_token.detach().clone(), "pixel_head.weight": head.weight.detach().clone(), "pixel_head.bias": head.bias.detach().clone()}
+    mask_token, head, start = simmim_start(D, p, g)
     params = list(clip.parameters()) + [mask_token] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     clip.train()
     vm = getattr(clip, "vision_model", clip)  # transformers 5 keeps the tower at the top
-    e = vm.embeddings(pixels)  # (B, 1 + N, D), position embeddings added
-    pos = vm.embeddings.position_embedding.weight[1:]  # (N, D)
-    patches = e[:, 1:]
-    patches = torch.where(mask[..., None], (mask_token + pos)[None].expand_as(patches), patches)
-    h = vm.encoder(inputs_embeds=vm.pre_layrnorm(torch.cat([e[:, :1], patches], 1))).last_hidden_state
-    pred = head(h[:, 1:])  # (B, N, p*p*3)
-    target = pixels.reshape(2, 3, G, p, G, p).permute(0, 2, 4, 3, 5, 1).reshape(2, G * G, p * p * 3)
-    loss = ((pred - target) ** 2).mean(-1)[mask].mean()
+    loss = simmim_loss(vm, pixels, mask, mask_token, head)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     opt.step()

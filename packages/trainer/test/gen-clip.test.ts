@@ -15,6 +15,16 @@ import { piscesReference, piscesReferenceScript, python, stepAndCompare, writeRe
 const work = mkdtempSync(join(tmpdir(), "pisces-genclip-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** The mask token and pixel head the reference started from; training mode. */
+function startLike(model: MaskedImageModel, r: T.SafetensorsReader): void {
+  T.noGrad(() => {
+    model.mask_token.copy_(r.get("start.mask_token"));
+    model.pixel_head.weight.copy_(r.get("start.pixel_head.weight"));
+    model.pixel_head.bias!.copy_(r.get("start.pixel_head.bias"));
+  });
+  model.train();
+}
+
 async function run(recipePath: string, resume = false): Promise<TrainEvent[]> {
   const events: TrainEvent[] = [];
   for await (const e of trainGenClip(readRecipe(recipePath), { resume })) events.push(e);
@@ -29,12 +39,7 @@ describe("gen-CLIP training (masked image modelling)", () => {
     const r = T.loadSafetensors(refPath);
     const model = new MaskedImageModel(ClipVisionModel.fromPretrained(join(ref, "model", "gen_clip")));
     try {
-      T.noGrad(() => {
-        model.mask_token.copy_(r.get("start.mask_token"));
-        model.pixel_head.weight.copy_(r.get("start.pixel_head.weight"));
-        model.pixel_head.bias!.copy_(r.get("start.pixel_head.bias"));
-      });
-      model.train();
+      startLike(model, r);
       const loss = model.loss(r.get("pixels"), r.get("mask"));
       expect(Math.abs(loss.item() - r.get("loss").item())).toBeLessThanOrEqual(1e-5);
       expect(
@@ -77,12 +82,7 @@ describe("gen-CLIP training with the contrastive term (a CLIPModel folder)", () 
     const batch = T.loadSafetensors(join(dir, "reference.safetensors"));
     const model = new MaskedImageModel(ClipModel.fromPretrained(join(dir, "model")));
     try {
-      T.noGrad(() => {
-        model.mask_token.copy_(r.get("start.mask_token"));
-        model.pixel_head.weight.copy_(r.get("start.pixel_head.weight"));
-        model.pixel_head.bias!.copy_(r.get("start.pixel_head.bias"));
-      });
-      model.train();
+      startLike(model, r);
       const pixels = batch.get("pixel_values");
       const mim = model.loss(pixels, r.get("mask"));
       const contrastive = model.contrastiveLoss(pixels, batch.get("input_ids"), batch.get("attention_mask"));
