@@ -249,7 +249,7 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
         module.train();
       }
       const names = Object.keys(sums).sort();
-      const totals = gather([lossSum, count, ...names.map((n) => sums[n]!)], "sum");
+      const totals = sumOverRanks([lossSum, count, ...names.map((n) => sums[n]!)]);
       const records = totals[1]!;
       if (records === 0) throw new DataError("validation: none of the held-out records could be used (no record of this trainer's tasks, or all bad)");
       const parts = Object.fromEntries(names.map((n, i) => [n, totals[i + 2]! / records]));
@@ -257,13 +257,13 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
       if (lead) appendFileSync(metrics, `${JSON.stringify({ step, split: "validation", loss, ...parts, records })}\n`);
       return { type: "validation", step, loss, parts, records };
     };
-    /** Averages named numbers over the ranks (sums the counters). */
-    const gather = (values: number[], op: "avg" | "sum"): number[] => {
+    /** Sums numbers over the ranks, in one all-reduce. */
+    const sumOverRanks = (values: number[]): number[] => {
       if (!group) return values;
       return T.scope(() => {
         const t = T.tensor(values, { dtype: "float64" });
         group.allReduce(t);
-        return Array.from(t.toArray() as Float64Array, (v) => (op === "avg" ? v / world : v));
+        return Array.from(t.toArray() as Float64Array);
       });
     };
 
@@ -299,12 +299,13 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
           }
         }
         const names = Object.keys(parts);
-        const averaged = gather([loss, ...names.map((k) => parts[k]!)], "avg");
-        loss = averaged[0]!;
+        // losses averaged over the ranks, skip counts summed: one all-reduce per step
+        const totals = sumOverRanks([loss, ...names.map((k) => parts[k]!), skipped]);
+        loss = totals[0]! / world;
         names.forEach((k, i) => {
-          parts[k] = averaged[i + 1]!;
+          parts[k] = totals[i + 1]! / world;
         });
-        const skippedAll = gather([skipped], "sum")[0]!;
+        const skippedAll = totals[names.length + 1]!;
         // the gradients are the same on every rank after the all-reduce, so is this decision
         const gradNorm = T.optim.clipGradNorm(params, recipe.maxGradNorm > 0 ? recipe.maxGradNorm : Number.POSITIVE_INFINITY);
         if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
