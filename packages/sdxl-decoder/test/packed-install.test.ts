@@ -2,12 +2,13 @@
 // which rewrites workspace versions), installs the tarballs with npm into an empty folder (the
 // addon builds there against the machine's libtorch), and decodes an image from a tiny diffusers
 // folder through the public API only. The result must equal the same decode run from source.
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import * as T from "@pisces/tensor-cuda";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SdxlDecoder } from "../src/index.js";
@@ -24,6 +25,12 @@ const { png, images } = await decoder.decode(cond, { steps: 2, height: 32, width
 console.log(JSON.stringify({ shape: images.shape, pixels: Array.from(images.toArray()), png: png[0].subarray(1, 4).toString() }));
 `;
 
+// asynchronous on purpose: the npm install builds the addon (a minute or more on a busy machine),
+// and a synchronous wait that long blocks the test worker's event loop past vitest's RPC timeout
+const exec = promisify(execFile);
+const run = async (file: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<string> =>
+  (await exec(file, args, { ...options, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 })).stdout;
+
 beforeAll(() => {
   referenceFixtures();
 });
@@ -34,18 +41,14 @@ describe("packed install (npm)", () => {
     const packs = join(work, "packs");
     for (const name of ["tensor-cuda", "sdxl-decoder"]) {
       const dir = join(packages, name);
-      execFileSync("npx", ["tsup"], { cwd: dir, stdio: "pipe" }); // dist/ as published
-      execFileSync("pnpm", ["pack", "--pack-destination", packs], { cwd: dir, stdio: "pipe" });
+      await run("npx", ["tsup"], { cwd: dir }); // dist/ as published
+      await run("pnpm", ["pack", "--pack-destination", packs], { cwd: dir });
     }
     const project = join(work, "project");
-    execFileSync("mkdir", ["-p", project]);
+    await run("mkdir", ["-p", project], { cwd: work });
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
     const tarballs = readdirSync(packs).map((f) => join(packs, f));
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", ...tarballs], {
-      cwd: project,
-      stdio: "pipe",
-      env: { ...process.env, npm_config_loglevel: "error" },
-    });
+    await run("npm", ["install", "--no-audit", "--no-fund", ...tarballs], { cwd: project, env: { ...process.env, npm_config_loglevel: "error" } });
     const installed = JSON.parse(readFileSync(join(project, "node_modules", "@pisces", "sdxl-decoder", "package.json"), "utf8"));
     expect(installed.peerDependencies["@pisces/tensor-cuda"]).toBe("^0.1.0"); // workspace:^ rewritten
     // a TypeScript consumer (moduleResolution nodenext, strict) type-checks against the shipped .d.ts
@@ -60,9 +63,9 @@ describe("packed install (npm)", () => {
         files: ["check.ts"],
       }),
     );
-    execFileSync(process.execPath, [tsc, "-p", project], { cwd: project, stdio: "pipe" });
+    await run(process.execPath, [tsc, "-p", project], { cwd: project });
     writeFileSync(join(project, "decode.mjs"), script);
-    const out = JSON.parse(execFileSync(process.execPath, ["decode.mjs", join(fixtures, "decoder")], { cwd: project, encoding: "utf8" }));
+    const out = JSON.parse(await run(process.execPath, ["decode.mjs", join(fixtures, "decoder")], { cwd: project }));
     expect(out.shape).toEqual([1, 3, 32, 32]);
     expect(out.png).toBe("PNG");
     // the same decode from source
