@@ -35,7 +35,7 @@ export const BUDGETS = {
   full: {
     trainScenes: 20_000,
     heldoutScenes: 500,
-    steps: { gen_clip: 3000, siglip: 3000, vae: 4000, decoder: 8000, stage1: 4000, stage2: 2000, stage3: 2000 },
+    steps: { gen_clip: 3000, siglip: 3000, vae: 800, decoder: 4000, stage1: 4000, stage2: 2000, stage3: 2000 },
     batch: 32,
   },
 } as const;

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-from pisces_reference import simmim_loss, simmim_start  # the same SimMIM step as the vision-only reference
+from pisces_reference import adamw, simmim_loss, simmim_start  # the same SimMIM step and AdamW as the vision-only reference
 
 out = sys.argv[1]
 model_dir = os.path.join(out, "model")
@@ -84,7 +84,7 @@ g = torch.Generator().manual_seed(99)
 mask = torch.rand(len(captions), G * G, generator=g) < 0.75
 mask_token, head, start = simmim_start(D, p, g)
 params = list(model.parameters()) + [mask_token] + list(head.parameters())
-opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+opt = adamw(params, lr=1e-4, weight_decay=0.01)
 model.train()
 mim = simmim_loss(model.vision_model, pixels, mask, mask_token, head)
 contrastive = model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixels, return_loss=True).loss

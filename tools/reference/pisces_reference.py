@@ -430,6 +430,15 @@ def check(folder, ref_dir):
     sys.exit(0 if worst < 1e-5 else 1)
 
 
+def adamw(params, lr, weight_decay, **kw):
+    """@pisces/trainer's AdamW: weight decay on parameters of 2 or more dimensions only (biases, norm
+    gains and scalars such as SigLIP's logit scale and bias are not decayed), as transformers' Trainer."""
+    params = list(params)
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, **kw)
+
+
 def train_steps(ref_dir, out_path, steps=2, lr=1e-3, weight_decay=0.01, max_grad_norm=1.0):
     """The reference loop of @pisces/trainer: AdamW (torch.optim), gradient clipping, the stored batch each step."""
     model = load_pisces(os.path.join(ref_dir, "model"))
@@ -437,7 +446,7 @@ def train_steps(ref_dir, out_path, steps=2, lr=1e-3, weight_decay=0.01, max_grad
     keys = ["input_ids", "labels", "attention_mask", "understanding_mask", "generation_mask", "understanding_pixel_values", "generation_pixel_values"]
     batch = {k: ref[k] for k in keys}
     params = [p for p in model.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999), eps=1e-8)
+    opt = adamw(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999), eps=1e-8)
     losses = []
     model.train()
     for _ in range(steps):
@@ -472,7 +481,7 @@ def decoder_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.
     noisy = alphas.sqrt()[:, None, None, None] * latents + (1 - alphas).sqrt()[:, None, None, None] * noise
     ids = torch.tensor([[H, W, 0, 0, H, W]] * B, dtype=torch.float32)
     params = list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = adamw(params, lr=lr, weight_decay=weight_decay)
     unet.train()
     pred = unet(noisy, timesteps, encoder_hidden_states=cond, added_cond_kwargs={"text_embeds": cond.mean(1), "time_ids": ids}).sample
     loss = F.mse_loss(pred.float(), noise.float())
@@ -492,7 +501,7 @@ def vae_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1.0, k
     pixels = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
     eps = torch.randn(2, 4, 8, 8, generator=g)
     params = list(vae.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = adamw(params, lr=lr, weight_decay=weight_decay)
     vae.train()
     posterior = vae.encode(pixels).latent_dist
     z = posterior.mean + posterior.std * eps
@@ -519,7 +528,7 @@ def siglip_step(siglip_dir, images_dir, out_path, lr=1e-4, weight_decay=0.01, ma
     inputs = processor(text=captions, images=images, padding="max_length", max_length=model.config.text_config.max_position_embeddings,
                        truncation=True, return_tensors="pt")
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = adamw(params, lr=lr, weight_decay=weight_decay)
     model.train()
     out = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], return_loss=True)
     out.loss.backward()
@@ -570,7 +579,7 @@ def gen_clip_step(ref_dir, out_path, lr=1e-4, weight_decay=0.01, max_grad_norm=1
     mask = torch.rand(2, G * G, generator=g) < 0.75
     mask_token, head, start = simmim_start(D, p, g)
     params = list(clip.parameters()) + [mask_token] + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = adamw(params, lr=lr, weight_decay=weight_decay)
     clip.train()
     vm = getattr(clip, "vision_model", clip)  # transformers 5 keeps the tower at the top
     loss = simmim_loss(vm, pixels, mask, mask_token, head)

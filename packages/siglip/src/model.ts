@@ -138,7 +138,15 @@ export class MultiheadAttention extends Module {
     options: ModelOptions = {},
   ) {
     super();
-    this.in_proj_weight = new Parameter(T.empty([3 * embedDim, embedDim], options));
+    // torch's start: xavier_uniform_ over the packed (3D, D) matrix, bound sqrt(6 / (D + 3D)).
+    const bound = Math.sqrt(6 / (4 * embedDim));
+    this.in_proj_weight = new Parameter(
+      T.scope(() =>
+        T.rand([3 * embedDim, embedDim], options)
+          .mul(2 * bound)
+          .sub(bound),
+      ),
+    );
     this.in_proj_bias = new Parameter(T.zeros([3 * embedDim], options));
     this.out_proj = new Linear(embedDim, embedDim, options);
   }

@@ -77,6 +77,19 @@ export interface TrainerSpec<E> {
   finish(): string;
 }
 
+/** The recipe's AdamW: weight decay on parameters of 2+ dimensions, and on 1-D ones only with `decay_1d`. */
+export function makeOptimizer(params: T.nn.Parameter[], o: Recipe["optimizer"]): T.optim.AdamW {
+  const decayed = o.decay1d ? params : params.filter((p) => p.dim() >= 2);
+  const undecayed = o.decay1d ? [] : params.filter((p) => p.dim() < 2);
+  return new T.optim.AdamW(
+    [
+      { params: decayed, options: { weightDecay: o.weightDecay } },
+      { params: undecayed, options: { weightDecay: 0 } },
+    ].filter((g) => g.params.length > 0),
+    { lr: o.lr, betas: o.betas, eps: o.eps },
+  );
+}
+
 export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
   const group = options.group && options.group.size > 1 ? options.group : null;
   const world = group?.size ?? 1;
@@ -102,8 +115,7 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
     throw new CheckpointError(`${checkpoint!.dir} was written by a run of ${saved.length} rank(s): resume it with the same number of ranks (now ${world})`);
   const module = spec.module;
   const params = module.parameters();
-  const o = recipe.optimizer;
-  const optimizer = new T.optim.AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, betas: o.betas, eps: o.eps });
+  const optimizer = makeOptimizer(params, recipe.optimizer);
   let ddp: T.distributed.DistributedDataParallel | null = null;
   try {
     const scheduler =

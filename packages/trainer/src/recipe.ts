@@ -40,7 +40,7 @@ export interface RecipeJson {
   /** Records per forward pass; global / micro passes are accumulated per step (default: global). */
   micro_batch_size?: number;
   max_steps: number;
-  optimizer?: { lr?: number; weight_decay?: number; betas?: [number, number]; eps?: number };
+  optimizer?: { lr?: number; weight_decay?: number; decay_1d?: boolean; betas?: [number, number]; eps?: number };
   /** The paper's: constant with warm-up ratio 0.03. */
   schedule?: { type?: "constant_with_warmup" | "cosine_with_warmup"; warmup_ratio?: number };
   /** Gradient clipping by global norm (default 1.0; 0 disables). */
@@ -89,7 +89,8 @@ export interface Recipe {
   readonly microBatchSize: number;
   readonly accumulationSteps: number;
   readonly maxSteps: number;
-  readonly optimizer: { lr: number; weightDecay: number; betas: [number, number]; eps: number };
+  /** `decay1d`: weight decay on 1-D parameters too (biases, norm gains, logit scale and bias); off by default. */
+  readonly optimizer: { lr: number; weightDecay: number; decay1d: boolean; betas: [number, number]; eps: number };
   readonly schedule: { type: "constant_with_warmup" | "cosine_with_warmup"; warmupSteps: number };
   readonly maxGradNorm: number;
   readonly seed: number;
@@ -159,6 +160,10 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const optimizer = {
     lr: o ? o.number("lr", 2e-5, { gt: 0, max: 10 }) : 2e-5,
     weightDecay: o ? o.number("weight_decay", 0, { min: 0, max: 10 }) : 0,
+    // Biases, norm gains and scalars (SigLIP's logit scale and bias) are not decayed unless asked,
+    // as transformers' Trainer and open_clip do: decaying SigLIP's logit scale toward 0 (t = 1)
+    // kept a small SigLIP at the trivial answer (loss ~ log(batch), retrieval at chance).
+    decay1d: o ? o.bool("decay_1d", false) : false,
     betas: (o ? o.numberList("betas", [0.9, 0.999], { length: 2, min: 0, max: 0.999999 }) : [0.9, 0.999]) as [number, number],
     eps: o ? o.number("eps", 1e-8, { gt: 0, max: 1 }) : 1e-8,
   };

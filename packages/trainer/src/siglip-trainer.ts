@@ -35,7 +35,15 @@ function loadOrCreate(dir: string, seed: number): SiglipModel {
   const text = resolveSiglipTextConfig((j.text_config ?? {}) as never, `${path}: text_config`);
   const vision = resolveSiglipVisionConfig((j.vision_config ?? {}) as never, `${path}: vision_config`);
   T.manualSeed(seed); // the same recipe starts from the same weights
-  return new SiglipModel(text, vision);
+  const model = new SiglipModel(text, vision);
+  // The SigLIP paper's start (Zhai et al. 2023, section 3.3): t' = log 10, b = -10, so the many
+  // negatives of a batch do not swamp the loss at the first step. (transformers initialises t' = 0,
+  // b = 0, meant for fine-tuning loaded weights; from scratch a tiny SigLIP stayed at chance with it.)
+  T.noGrad(() => {
+    model.logit_scale.fill_(Math.log(10));
+    model.logit_bias.fill_(-10);
+  });
+  return model;
 }
 
 export async function* trainSiglip(recipe: Recipe, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as T from "@pisces/tensor-cuda";
 import { join } from "node:path";
 import type { RecipeJson } from "../src/index.js";
+import { makeOptimizer } from "../src/loop.js";
 import { piscesReference, piscesReferenceScript } from "../../../tools/test-support/pisces-fixtures.js";
 
 export { piscesReference, piscesReferenceScript };
@@ -38,7 +39,7 @@ export function writeRecipe(work: string, overrides: Partial<RecipeJson> = {}, e
  * keys `referenceKey` gives.
  */
 export function stepAndCompare(module: T.nn.Module, loss: T.Tensor, reference: T.SafetensorsReader, referenceKey: (key: string) => string): number {
-  const optimizer = new T.optim.AdamW(module.parameters(), { lr: 1e-4, weightDecay: 0.01 });
+  const optimizer = makeOptimizer(module.parameters(), { lr: 1e-4, weightDecay: 0.01, decay1d: false, betas: [0.9, 0.999], eps: 1e-8 });
   try {
     loss.backward();
     T.optim.clipGradNorm(module.parameters(), 1);
