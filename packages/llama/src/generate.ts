@@ -108,8 +108,7 @@ export function processLogits(logits: T.Tensor, sequence: T.Tensor | null, o: Ge
 export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions): Generator<GenerationStep> {
   validate(options);
   const { config } = model;
-  const weight = model.lm_head.weight;
-  const device = weight.device;
+  const device = model.model.norm.weight.device; // (lm_head may be quantized: no .weight)
   const eos =
     options.eosTokenId === undefined
       ? config.eosTokenIds
@@ -133,7 +132,7 @@ export function* decodeSteps(model: LlamaForCausalLM, options: GenerateOptions):
     const total = promptLength + options.maxNewTokens;
     if (total > config.maxPositionEmbeddings)
       throw new RangeError(`prompt (${promptLength}) + maxNewTokens (${options.maxNewTokens}) exceeds the model's ${config.maxPositionEmbeddings} positions`);
-    const cache = new StaticCache(config, B, total, { dtype: weight.dtype, device });
+    const cache = new StaticCache(config, B, total, { dtype: model.model.norm.weight.dtype, device });
     const generator = options.doSample ? new T.Generator({ seed: options.seed ?? Math.floor(Math.random() * 2 ** 31), device }) : undefined;
     // Repetition penalty looks at the prompt ids (when given) and everything generated.
     let sequence = hold(ids ? ids.clone() : T.zeros([B, 0], { dtype: "int64", device }));
@@ -199,7 +198,7 @@ export function generate(model: LlamaForCausalLM, options: GenerateOptions): T.T
         ? (options.inputIds.tolist() as number[][])
         : options.inputIds.map((r) => [...r]);
   const out = rows.map((r, i) => (prompt ? [...prompt[i]!, ...r] : r));
-  return T.tensor(out, { dtype: "int64", device: model.lm_head.weight.device });
+  return T.tensor(out, { dtype: "int64", device: model.model.norm.weight.device });
 }
 
 /**

@@ -350,6 +350,24 @@ export function dequantize(raw: Buffer, type: number, numel: number): Float32Arr
   return out;
 }
 
+function readRaw(file: GGUFFile, info: GGUFTensorInfo, bytes: number): Buffer {
+  const raw = Buffer.alloc(bytes);
+  const fd = openSync(file.path, "r");
+  try {
+    readSync(fd, raw, 0, raw.length, info.offset);
+  } finally {
+    closeSync(fd);
+  }
+  return raw;
+}
+
+/** A 2-d tensor's blocks as they are in the file: uint8 (rows, row bytes). */
+function readPacked(file: GGUFFile, info: GGUFTensorInfo, format: T.GgmlFormat): T.Tensor {
+  const [rows, cols] = info.shape as [number, number];
+  const rowBytes = T.packedRowBytes(format, cols);
+  return T.tensor(readRaw(file, info, rows * rowBytes), { shape: [rows, rowBytes], dtype: "uint8" });
+}
+
 function readTensor(file: GGUFFile, info: GGUFTensorInfo): T.Tensor {
   const spec = GGML_TYPES[info.type];
   if (!spec)
@@ -358,13 +376,7 @@ function readTensor(file: GGUFFile, info: GGUFTensorInfo): T.Tensor {
     );
   const numel = info.shape.reduce((a, b) => a * b, 1);
   if (numel % spec[1] !== 0) throw new GGUFError(`${file.path}: tensor '${info.name}' has ${numel} elements, not a whole number of ${spec[0]} blocks`);
-  const raw = Buffer.alloc((numel / spec[1]) * spec[2]);
-  const fd = openSync(file.path, "r");
-  try {
-    readSync(fd, raw, 0, raw.length, info.offset);
-  } finally {
-    closeSync(fd);
-  }
+  const raw = readRaw(file, info, (numel / spec[1]) * spec[2]);
   return T.tensor(dequantize(raw, info.type, numel), { shape: info.shape });
 }
 
@@ -542,16 +554,41 @@ export function ggufTokenizer(file: GGUFFile): AutoTokenizer {
   return AutoTokenizer.fromObjects(json, config, template ?? null, `${file.path} (tokenizer.chat_template)`);
 }
 
+/** Options of `loadGGUF`. */
+export interface GGUFLoadOptions extends ModelOptions {
+  /**
+   * false (the default): Q4_0, Q4_1 and Q8_0 weights of the linear layers and the embedding stay
+   * packed as in the file (`T.QuantizedLinear` / `T.QuantizedEmbedding`, inference in float32; the
+   * other tensors are dequantized). true: every tensor is dequantized to float32, then cast to
+   * `dtype` (a model that trains, or runs in bf16).
+   */
+  dequantize?: boolean;
+}
+
+/** The Hugging Face keys whose weights can stay packed: every linear layer and the embedding. */
+const PACKABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|lm_head|model\.embed_tokens)\.weight$/;
+
+/** Replaces the module at `path` ("model.layers.0.mlp.up_proj") of `root`. */
+function replaceModule(root: T.nn.Module, path: string, module: T.nn.Module): void {
+  const parts = path.split(".");
+  let parent = root as unknown as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) parent = parent[p] as Record<string, unknown>;
+  parent[parts[parts.length - 1]!] = module;
+}
+
 /**
- * Loads a Llama-architecture GGUF checkpoint: the model (dequantized to float32, then cast to
- * `dtype`) and the tokenizer from its metadata.
+ * Loads a Llama-architecture GGUF checkpoint: the model and the tokenizer from its metadata. By
+ * default quantized weights stay quantized (see `GGUFLoadOptions.dequantize`); a model loaded so is
+ * for inference (no `resizeTokenEmbeddings`, no gradients to the packed weights).
  */
-export function loadGGUF(path: string, options: ModelOptions = {}): { model: LlamaForCausalLM; tokenizer: AutoTokenizer; config: LlamaConfigJson } {
+export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: LlamaForCausalLM; tokenizer: AutoTokenizer; config: LlamaConfigJson } {
   const file = readGGUF(path);
   const json = ggufConfig(file);
   const what = `${path} (GGUF metadata)`;
   const { config } = resolveLlamaConfig(json, what);
   const tokenizer = ggufTokenizer(file);
+  const { dequantize: dequantizeAll = false, ...modelOptions } = options;
+  const { dtype, device } = T.resolveLoadOptions(modelOptions);
   // A lazy state dict under Hugging Face keys: each tensor is dequantized (and q/k un-permuted) when loaded.
   const byKey = new Map<string, GGUFTensorInfo>();
   for (const info of file.tensors.values()) {
@@ -559,18 +596,69 @@ export function loadGGUF(path: string, options: ModelOptions = {}): { model: Lla
     if (key === null) throw new GGUFError(`${path}: unexpected tensor '${info.name}' for a llama model`);
     byKey.set(key, info);
   }
+  const rotaryHeads = (k: string) => (k.endsWith("q_proj.weight") ? config.numAttentionHeads : k.endsWith("k_proj.weight") ? config.numKeyValueHeads : 0);
+  // The weights that stay packed, read now (q/k rows un-permuted: whole rows of blocks move).
+  const packed = new Map<string, { tensor: T.Tensor; format: T.GgmlFormat; shape: number[] }>();
+  if (!dequantizeAll)
+    for (const [k, info] of byKey) {
+      const format = T.ggmlFormatOf(info.type);
+      if (!format || !PACKABLE.test(k) || info.shape.length !== 2) continue;
+      if (dtype !== "float32") {
+        for (const p of packed.values()) p.tensor.dispose();
+        throw new GGUFError(`${path}: quantized weights stay packed for float32 inference; for dtype ${dtype} pass { dequantize: true }`);
+      }
+      let t = readPacked(file, info, format);
+      const heads = rotaryHeads(k);
+      if (heads) {
+        const fixed = unpermuteRotary(t, heads);
+        t.dispose();
+        t = fixed;
+      }
+      if (device !== "cpu") {
+        const moved = t.to(device);
+        t.dispose();
+        t = moved;
+      }
+      packed.set(k, { tensor: T.keep(t), format, shape: info.shape.slice() });
+    }
+  const embed = packed.get("model.embed_tokens.weight");
+  if (config.tieWordEmbeddings && embed && !byKey.has("lm_head.weight")) packed.set("lm_head.weight", embed);
+  const keys = [...byKey.keys()].filter((k) => !packed.has(k));
   const weights = {
-    keys: () => byKey.keys(),
+    keys: () => keys,
     shapeOf: (k: string) => byKey.get(k)!.shape.slice(),
     get: (k: string) => {
       const t = readTensor(file, byKey.get(k)!);
-      if (!k.endsWith("q_proj.weight") && !k.endsWith("k_proj.weight")) return t;
-      const fixed = unpermuteRotary(t, k.endsWith("q_proj.weight") ? config.numAttentionHeads : config.numKeyValueHeads);
+      const heads = rotaryHeads(k);
+      if (!heads) return t;
+      const fixed = unpermuteRotary(t, heads);
       t.dispose();
       return fixed;
     },
   };
-  const model = T.loadPretrained({ what, weights: withTiedLmHead(weights, config.tieWordEmbeddings), options, build: (o) => new LlamaForCausalLM(config, o) });
-  model.model.rotary_emb.to(T.resolveLoadOptions(options).device);
+  const source = embed && config.tieWordEmbeddings ? weights : withTiedLmHead(weights, config.tieWordEmbeddings);
+  let model: LlamaForCausalLM;
+  try {
+    model = T.loadPretrained({
+      what,
+      weights: source,
+      options: modelOptions,
+      extraTensors: 3 * packed.size, // each swapped layer: its meta weight, and the packed buffer
+      build: (o) => {
+        const m = new LlamaForCausalLM(config, o);
+        for (const [k, { tensor, format, shape }] of packed) {
+          const [rows, cols] = shape as [number, number];
+          const path = k.slice(0, -".weight".length);
+          if (k === "model.embed_tokens.weight") replaceModule(m, path, new T.QuantizedEmbedding(rows, cols, format, tensor));
+          else replaceModule(m, path, new T.QuantizedLinear(cols, rows, format, tensor));
+        }
+        return m;
+      },
+    });
+  } catch (e) {
+    for (const p of packed.values()) p.tensor.dispose();
+    throw e;
+  }
+  model.model.rotary_emb.to(device);
   return { model, tokenizer, config: json };
 }

@@ -5,7 +5,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type ChatMessage, dequantize, GGUFError, loadGGUF, readGGUF } from "../src/index.js";
+import * as T from "@pisces/tensor-cuda";
+import { type ChatMessage, dequantize, GGUFError, type LlamaForCausalLM, loadGGUF, readGGUF, StaticCache } from "../src/index.js";
 import { fixtures, generateOnce, repoRoot } from "./helpers.js";
 
 interface Reference {
@@ -42,8 +43,8 @@ describe("GGUF: SmolLM2-135M-Instruct Q4_1", () => {
     model.dispose();
   });
 
-  it("generates the same greedy tokens as transformers", () => {
-    const { model, tokenizer } = loadGGUF(join(dir, ref.gguf));
+  it("dequantized, generates the same greedy tokens as transformers (which dequantizes too)", () => {
+    const { model, tokenizer } = loadGGUF(join(dir, ref.gguf), { dequantize: true });
     const out = model.generate({ inputIds: [ref.chat.ids], maxNewTokens: 20, padTokenId: 2 }).tolist() as number[][];
     const generated = out[0]!.slice(ref.chat.ids.length);
     expect(generated).toEqual(ref.generated);
@@ -77,5 +78,72 @@ describe("GGUF: SmolLM2-135M-Instruct Q4_1", () => {
     expect(() => readGGUF(bad)).toThrow(GGUFError);
     expect(() => readGGUF(bad)).toThrow(/no 'GGUF' magic/);
     expect(() => readGGUF(join(dir, "missing.gguf"))).toThrow(/missing.gguf: no such GGUF file/);
+  });
+});
+
+/** Perplexity of `ids` fed 16 tokens at a time through a KV cache (so every linear layer takes the few-row path). */
+function perplexity(model: LlamaForCausalLM, ids: number[]): number {
+  const cache = new StaticCache(model.config, 1, ids.length);
+  let nll = 0;
+  try {
+    for (let start = 0; start + 1 < ids.length; start += 16) {
+      const chunk = ids.slice(start, Math.min(start + 16, ids.length - 1));
+      const targets = ids.slice(start + 1, start + 1 + chunk.length);
+      nll += T.scope(() => {
+        const logits = model.forward({ inputIds: T.tensor([chunk], { dtype: "int64" }), cache }).logits.squeeze(0); // (n, V)
+        const logp = logits.logSoftmax(-1).gather(1, T.tensor(targets, { dtype: "int64" }).unsqueeze(1));
+        return -logp.sum().item();
+      });
+    }
+  } finally {
+    cache.dispose();
+  }
+  return Math.exp(nll / (ids.length - 1));
+}
+
+const TEXT =
+  "The lighthouse keeper climbed the narrow stairs every evening at dusk. He trimmed the wick, polished the great lens, and " +
+  "watched the ships pass along the rocky coast. In winter the storms came from the north, and the waves broke over the " +
+  "lower windows, but the light never failed. When the keeper grew old, his granddaughter learned the work, and she kept " +
+  "a notebook of every ship she saw: its name, its flag, the hour it passed, and the state of the sea.";
+
+describe("GGUF kept quantized (the default): SmolLM2-135M-Instruct Q4_1", () => {
+  it("keeps every linear layer and the embedding packed, at about a fifth of the float32 bytes", () => {
+    const { model } = loadGGUF(join(dir, ref.gguf));
+    const modules = [...model.namedModules()];
+    const linear = modules.filter(([, m]) => m instanceof T.QuantizedLinear);
+    expect(linear.length).toBe(30 * 7 + 1); // q, k, v, o, gate, up, down per layer, and the (tied) lm_head
+    expect(model.model.embed_tokens).toBeInstanceOf(T.QuantizedEmbedding);
+    expect((model.lm_head as unknown as T.QuantizedLinear).qweight).toBe((model.model.embed_tokens as unknown as T.QuantizedEmbedding).qweight); // tied: one table
+    const tables = new Map<T.Tensor, number>(); // each packed table once (the tied one is shared) -> its values
+    for (const [, m] of modules) {
+      if (m instanceof T.QuantizedLinear) tables.set(m.qweight, m.inFeatures * m.outFeatures);
+      if (m instanceof T.QuantizedEmbedding) tables.set(m.qweight, m.numEmbeddings * m.embeddingDim);
+    }
+    const bytes = [...tables.keys()].reduce((a, t) => a + t.numel(), 0);
+    const floatBytes = 4 * [...tables.values()].reduce((a, n) => a + n, 0);
+    expect(bytes / floatBytes).toBeLessThan(0.2);
+    expect(bytes / floatBytes).toBeGreaterThan(0.12); // 4.5-8.5 bits per value, not nothing
+    model.dispose();
+  });
+
+  it("perplexity on a fixed text within 1% of the dequantized model's, token by token through the few-row kernels", () => {
+    const packed = loadGGUF(join(dir, ref.gguf));
+    const float = loadGGUF(join(dir, ref.gguf), { dequantize: true });
+    const ids = packed.tokenizer.encode(TEXT, { addSpecialTokens: false });
+    expect(ids.length).toBeGreaterThan(80);
+    const p = perplexity(packed.model, ids);
+    const f = perplexity(float.model, ids);
+    expect(f).toBeGreaterThan(1.5); // a real text, not a memorised one
+    expect(f).toBeLessThan(60);
+    expect(Math.abs(p / f - 1), `packed ${p.toFixed(3)}, dequantized ${f.toFixed(3)}`).toBeLessThan(0.01);
+    packed.model.dispose();
+    float.model.dispose();
+  });
+
+  it("asks for dequantize: true when another dtype is requested", () => {
+    expect(() => loadGGUF(join(dir, ref.gguf), { dtype: "bfloat16" })).toThrow(
+      /quantized weights stay packed for float32 inference; for dtype bfloat16 pass \{ dequantize: true \}/,
+    );
   });
 });

@@ -32,6 +32,7 @@
 
 #include "interface.h"
 #include "kernels/few_row_linear.h"
+#include "kernels/quantized_linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/work_pool.h"
 
@@ -610,6 +611,62 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   });
 }
 
+// quantizedLinear(x, packed, type, b?, mode): x (..., K) times a weight kept in GGML blocks
+// (kernels/quantized_linear.h). auto: the fused kernel for 1-16 float32 CPU rows without autograd,
+// else dequantize and at::linear; aten: the ATen-operator dequantization and at::linear (the
+// reference); custom: the fused kernel (an error where it does not apply).
+napi_value QuantizedLinear(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    const at::Tensor& x = tensorOf(env, a.argv[0]);
+    const at::Tensor& q = tensorOf(env, a.argv[1]);
+    const int64_t type = toInt(env, a.argv[2]);
+    std::optional<at::Tensor> b;
+    if (a.argc > 3 && !isNullish(env, a.argv[3])) b = tensorOf(env, a.argv[3]);
+    const int64_t mode = a.argc > 4 && !isNullish(env, a.argv[4]) ? toInt(env, a.argv[4]) : 0;
+    if (x.dim() < 1 || x.numel() == 0) throw JsArgError("quantizedLinear: the input must be a non-empty tensor (..., in_features)");
+    if (!at::isFloatingType(x.scalar_type())) throw JsArgError("quantizedLinear: the input must be a floating-point tensor");
+    const int64_t K = x.size(-1);
+    try {
+      pisces::quant::checkPacked(q, type, K);
+    } catch (const std::invalid_argument& e) {
+      throw JsArgError(std::string("quantizedLinear: ") + e.what());
+    }
+    if (q.dim() != 2) throw JsArgError("quantizedLinear: the packed weight must be 2-d (out_features, row bytes)");
+    if (b && (b->dim() != 1 || b->size(0) != q.size(0))) throw JsArgError("quantizedLinear: the bias must be 1-d of out_features " + std::to_string(q.size(0)));
+    if (x.device() != q.device()) throw JsArgError("quantizedLinear: the input and the packed weight are on different devices");
+    const bool grad = c10::GradMode::is_enabled() && x.requires_grad();
+    const bool autocast = at::autocast::is_autocast_enabled(x.device().type());
+    const int64_t rows = x.numel() / K;
+    const bool applies = pisces::quant::kernelApplies(x, q, b);
+    if (mode == pisces::kKernelCustom && !applies)
+      throw JsArgError("the quantized few-row kernel needs a float32 CPU input (on an AVX2 + F16C CPU), a 2-d packed weight and a float32 CPU bias");
+    if (mode == pisces::kKernelCustom || (mode == pisces::kKernelAuto && applies && !grad && !autocast && rows <= 16))
+      return wrapTensor(env, pisces::quant::fewRow(x, q, type, b));
+    const at::ScalarType dtype = autocast ? at::autocast::get_autocast_dtype(x.device().type()) : x.scalar_type();
+    at::Tensor w = mode == pisces::kKernelAten || !q.device().is_cpu() ? pisces::quant::dequantizeAten(q, type, K, dtype) : pisces::quant::dequantize(q, type, K).to(dtype);
+    return wrapTensor(env, at::linear(x, w, b));
+  });
+}
+
+// dequantizeGgml(packed, type, K, mode): (..., row bytes) uint8 -> (..., K) float32; mode aten
+// uses the ATen-operator dequantization, otherwise the scalar loop (on the CPU).
+napi_value DequantizeGgml(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    const at::Tensor& q = tensorOf(env, a.argv[0]);
+    const int64_t type = toInt(env, a.argv[1]);
+    const int64_t K = toInt(env, a.argv[2]);
+    const int64_t mode = a.argc > 3 && !isNullish(env, a.argv[3]) ? toInt(env, a.argv[3]) : 0;
+    try {
+      if (mode == pisces::kKernelAten || !q.device().is_cpu()) return wrapTensor(env, pisces::quant::dequantizeAten(q, type, K));
+      return wrapTensor(env, pisces::quant::dequantize(q, type, K));
+    } catch (const std::invalid_argument& e) {
+      throw JsArgError(std::string("dequantizeGgml: ") + e.what());
+    }
+  });
+}
+
 napi_value RmsNorm(napi_env env, napi_callback_info info) {
   Args a = getArgs(env, info);
   return guarded(env, [&]() -> napi_value {
@@ -1033,7 +1090,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   struct Fn { const char* name; napi_callback cb; };
   const Fn fns[] = {
       {"registerOp", RegisterOp}, {"call", Call}, {"callInplace", CallInplace}, {"binary", Binary},
-      {"linear", Linear}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
+      {"linear", Linear}, {"quantizedLinear", QuantizedLinear}, {"dequantizeGgml", DequantizeGgml}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
       {"same", Same}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
       {"backward", Backward}, {"grad", Grad}, {"setGrad", SetGrad}, {"dispose", Dispose},
       {"stats", Stats}, {"setGradEnabled", SetGradEnabled},

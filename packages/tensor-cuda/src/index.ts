@@ -56,6 +56,16 @@ export {
   silu,
   softmax,
 } from "./functional.js";
+export {
+  dequantizeGgml,
+  GGML_FORMATS,
+  type GgmlFormat,
+  ggmlFormatOf,
+  packedRowBytes,
+  QuantizedEmbedding,
+  QuantizedLinear,
+  quantizedLinear,
+} from "./quantized.js";
 export { inference, keep, type MemoryStats, memoryStats, Owned, scope, scopeAsync } from "./memory.js";
 export { OutOfMemoryError, SafetensorsError, type SafetensorsErrorCode, StateDictError, TorchError } from "./errors.js";
 export { loadSafetensors, MAX_HEADER_SIZE, saveSafetensors, SafetensorsFile, SafetensorsReader, type TensorInfo } from "./safetensors.js";

@@ -13,6 +13,8 @@ export interface NativeAddon {
   callInplace(op: number, ...args: unknown[]): void;
   binary(kind: number, a: Handle, b: Handle | number | boolean): Handle;
   linear(x: Handle, w: Handle, b: Handle | null, mode?: number): Handle;
+  quantizedLinear(x: Handle, packed: Handle, type: number, b: Handle | null, mode?: number): Handle;
+  dequantizeGgml(packed: Handle, type: number, inFeatures: number, mode?: number): Handle;
   rmsNorm(x: Handle, w: Handle | null, eps: number | null, mode?: number): Handle;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: readonly number[], dtype: number, device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;

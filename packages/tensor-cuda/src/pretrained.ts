@@ -91,9 +91,11 @@ export function loadPretrained<M extends Module>(spec: {
   build: (options: { dtype: DType; device: "meta" }) => M;
   weights: StateDictSource;
   options?: PretrainedOptions;
+  /** Tensors the build makes beyond the checkpoint's keys (weights it supplies itself, e.g. packed quantized ones). */
+  extraTensors?: number;
 }): M {
   const { dtype, device } = resolveLoadOptions(spec.options);
-  const budget = countKeys(spec.weights) + 256;
+  const budget = countKeys(spec.weights) + (spec.extraTensors ?? 0) + 256;
   const model = buildWithinBudget(budget, spec.what, () => spec.build({ dtype, device: "meta" }));
   try {
     model.loadStateDict(spec.weights, { assign: true, dtype, device });

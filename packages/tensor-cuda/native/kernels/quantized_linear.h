@@ -1,0 +1,284 @@
+// Weight-only quantized linear layers with GGML's block formats, kept packed in memory.
+// Reference: dequantizeGgml + at::linear (KernelMode aten); parity: test/quantized.test.ts.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "work_pool.h"
+
+// A quantized weight is a uint8 tensor (N, rowBytes): each of the N output rows holds K / B blocks
+// in llama.cpp's layout (ggml-common.h), so a row of a GGUF tensor is a row here byte for byte.
+//   Q4_0 (type 2):  {f16 d; u8 qs[16]}        w[j] = (lo(qs[j]) - 8) d,  w[j + 16] = (hi(qs[j]) - 8) d
+//   Q4_1 (type 3):  {f16 d; f16 m; u8 qs[16]} w[j] = lo(qs[j]) d + m,    w[j + 16] = hi(qs[j]) d + m
+//   Q8_0 (type 8):  {f16 d; i8 qs[32]}        w[j] = qs[j] d
+// Few-row products (decoding) read the weight packed, at 4.5-8.5 bits per value instead of 32, and
+// multiply it as llama.cpp's CPU backend does: each activation row is quantized to 8 bits per block
+// of 32 (Q8_0, as gguf-py writes it), and a block's product is an exact integer dot product
+// (maddubs) scaled by the two block scales. A first version that dequantized each block to float
+// registers instead was compute-bound (no faster than the float32 kernel on a 576 x 8192 weight);
+// the integer dot takes a third of its instructions. The results equal x8 W^T in float64 on the
+// dequantized x8 and W to float32 rounding (test/quantized.test.ts); x8 differs from x by at most
+// half a step of 1/127 of the block's largest value. Many rows (a prompt's prefill) dequantize the
+// weight to float32 and use at::linear on the unquantized activations, whose matrix-matrix product
+// is compute-bound anyway.
+
+namespace pisces::quant {
+
+struct Format {
+  int type;
+  const char* name;
+  int64_t blockValues;
+  int64_t blockBytes;
+};
+
+inline const Format* formatOf(int64_t type) {
+  static const Format formats[] = {{2, "Q4_0", 32, 18}, {3, "Q4_1", 32, 20}, {8, "Q8_0", 32, 34}};
+  for (const Format& f : formats)
+    if (f.type == type) return &f;
+  return nullptr;
+}
+
+inline float halfToFloat(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return c10::detail::fp16_ieee_to_fp32_value(h);
+}
+
+// Checks a packed weight against its format and input width; throws std::invalid_argument naming what is wrong.
+inline const Format& checkPacked(const at::Tensor& q, int64_t type, int64_t K) {
+  const Format* f = formatOf(type);
+  if (!f) throw std::invalid_argument("unsupported quantized type " + std::to_string(type) + " (Q4_0 = 2, Q4_1 = 3 and Q8_0 = 8 are)");
+  if (q.scalar_type() != at::kByte) throw std::invalid_argument("a packed weight must be a uint8 tensor");
+  if (q.dim() < 1) throw std::invalid_argument("a packed weight needs at least one dimension");
+  if (K <= 0 || K % f->blockValues != 0)
+    throw std::invalid_argument(std::string(f->name) + ": the input width " + std::to_string(K) + " must be a positive multiple of " + std::to_string(f->blockValues));
+  const int64_t rowBytes = K / f->blockValues * f->blockBytes;
+  if (q.size(-1) != rowBytes)
+    throw std::invalid_argument(std::string(f->name) + ": a row of " + std::to_string(K) + " values takes " + std::to_string(rowBytes) + " bytes, the packed weight's rows have " +
+                                std::to_string(q.size(-1)));
+  return *f;
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("f16c"))) inline float halfToFloatF16c(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Activations quantized as llama.cpp does before its integer dot products (quantize_row_q8_0, as
+// gguf-py writes it): per block of 32, d = max|x| / 127 (kept as float16), q = roundf(x / d) with
+// the unrounded d. q8 (M, K) int8, scale (M, blocks) the float16-rounded d, sums (M, blocks) d * sum(q)
+// (Q4_1's min term).
+struct QuantizedRows {
+  std::vector<int8_t> q;
+  std::vector<float> scale, sums;
+};
+
+__attribute__((target("f16c"))) inline QuantizedRows quantizeRows(const float* x, int64_t M, int64_t K) {
+  const int64_t blocks = K / 32;
+  QuantizedRows r{std::vector<int8_t>(M * K), std::vector<float>(M * blocks), std::vector<float>(M * blocks)};
+  for (int64_t i = 0; i < M * blocks; i++) {
+    const float* xb = x + i * 32;
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+      const int v = static_cast<int>(std::round(xb[j] * id));
+      r.q[i * 32 + j] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    r.scale[i] = _cvtsh_ss(_cvtss_sh(d, 0));
+    r.sums[i] = r.scale[i] * static_cast<float>(sum);
+  }
+  return r;
+}
+
+// The 32 weights of a block as bytes: signed for Q8_0 and Q4_0 (nibble - 8), unsigned for Q4_1.
+__attribute__((target("avx2"))) inline __m256i blockBytes32(int type, const uint8_t* block) {
+  if (type == 8) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (type == 3 ? 4 : 2)));
+  const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
+  return type == 2 ? _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8)) : nibbles;
+}
+
+// Eight int32 partial sums of w . q as floats (exact: |pair sums| <= 2 x 128 x 127 fit int16).
+__attribute__((target("avx2"))) inline __m256 dot32(bool unsignedW, __m256i w, __m256i q) {
+  __m256i pairs;
+  if (unsignedW) pairs = _mm256_maddubs_epi16(w, q);
+  else pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// y[m][n] for MR activation rows against NR packed weight rows (a tile: NR x MR independent
+// accumulators keep the units busy; one row alone is bound by the latency of its sum chain).
+template <int NR, int MR>
+__attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* rows, int64_t rowBytes, int64_t blocks, int64_t blockBytes,
+                                                       const QuantizedRows& xq, int64_t m0, int64_t K, float* y, int64_t yStride) {
+  __m256 acc[NR][MR];
+  float minTerm[NR][MR] = {};
+  for (int n = 0; n < NR; n++)
+    for (int m = 0; m < MR; m++) acc[n][m] = _mm256_setzero_ps();
+  const bool withMin = type == 3;
+  for (int64_t b = 0; b < blocks; b++) {
+    __m256i q[MR];
+    float dx[MR];
+    for (int m = 0; m < MR; m++) {
+      q[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + (m0 + m) * K + b * 32));
+      dx[m] = xq.scale[(m0 + m) * blocks + b];
+    }
+#pragma GCC unroll 4
+    for (int n = 0; n < NR; n++) {
+      const uint8_t* block = rows + n * rowBytes + b * blockBytes;
+      const __m256i w = blockBytes32(type, block);
+      const float dw = halfToFloatF16c(block);
+#pragma GCC unroll 2
+      for (int m = 0; m < MR; m++) acc[n][m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[m]), dot32(withMin, w, q[m]), acc[n][m]);
+      if (withMin) {
+        const float mn = halfToFloatF16c(block + 2);
+        for (int m = 0; m < MR; m++) minTerm[n][m] += mn * xq.sums[(m0 + m) * blocks + b];
+      }
+    }
+  }
+  for (int n = 0; n < NR; n++)
+    for (int m = 0; m < MR; m++) y[m * yStride + n] = hsum(acc[n][m]) + minTerm[n][m];
+}
+
+template <int NR>
+void tileRows(int type, const uint8_t* rows, int64_t rowBytes, int64_t blocks, int64_t blockBytes, const QuantizedRows& xq, int64_t M, int64_t K, float* y,
+              int64_t N) {
+  int64_t m = 0;
+  for (; m + 2 <= M; m += 2) tileDot<NR, 2>(type, rows, rowBytes, blocks, blockBytes, xq, m, K, y + m * N, N);
+  if (m < M) tileDot<NR, 1>(type, rows, rowBytes, blocks, blockBytes, xq, m, K, y + m * N, N);
+}
+
+// One block to 32 floats with AVX2: the same products (and sums, Q4_1) as the scalar loop, in the
+// same order. Compiled without FMA so that no multiply-add is contracted: the result equals the
+// scalar loop's (and gguf-py's) bit for bit.
+__attribute__((target("avx2,f16c"))) inline void dequantizeBlockAvx2(int type, const uint8_t* block, float* out) {
+  const __m256 d = _mm256_set1_ps(_cvtsh_ss(*reinterpret_cast<const uint16_t*>(block)));
+  __m256i w = blockBytes32(type, block);
+  const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  const __m256 m = type == 3 ? _mm256_set1_ps(_cvtsh_ss(*reinterpret_cast<const uint16_t*>(block + 2))) : _mm256_setzero_ps();
+  for (int i = 0; i < 4; i++) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[i])), d);
+    if (type == 3) v = _mm256_add_ps(v, m);
+    _mm256_storeu_ps(out + 8 * i, v);
+  }
+}
+
+// Dequantizes rows of packed blocks to float32: (..., rowBytes) -> (..., K). AVX2 where the CPU has
+// it, plain C++ otherwise; on CUDA the bytes go to the CPU and the floats come back.
+inline at::Tensor dequantize(const at::Tensor& packed, int64_t type, int64_t K) {
+  const Format& f = checkPacked(packed, type, K);
+  const at::Tensor q = packed.device().is_cpu() ? packed.contiguous() : packed.to(at::kCPU).contiguous();
+  const int64_t rows = q.numel() / q.size(-1), blocks = K / f.blockValues;
+  std::vector<int64_t> shape(q.sizes().begin(), q.sizes().end());
+  shape.back() = K;
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+  const uint8_t* src = q.const_data_ptr<uint8_t>();
+  float* dst = out.mutable_data_ptr<float>();
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++)
+      for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t* block = src + (r * blocks + b) * f.blockBytes;
+        float* o = dst + r * K + b * 32;
+        if (avx2) {
+          dequantizeBlockAvx2(type, block, o);
+          continue;
+        }
+        const float d = halfToFloat(block);
+        if (type == 8) {
+          const int8_t* qs = reinterpret_cast<const int8_t*>(block + 2);
+          for (int j = 0; j < 32; j++) o[j] = static_cast<float>(qs[j]) * d;
+        } else {
+          const bool withMin = type == 3;
+          const float mn = withMin ? halfToFloat(block + 2) : 0.0f;
+          const uint8_t* qs = block + (withMin ? 4 : 2);
+          const int offset = withMin ? 0 : 8;
+          for (int j = 0; j < 16; j++) {
+            o[j] = static_cast<float>((qs[j] & 0x0f) - offset) * d + mn;
+            o[j + 16] = static_cast<float>((qs[j] >> 4) - offset) * d + mn;
+          }
+        }
+      }
+  });
+  return packed.device().is_cpu() ? out : out.to(packed.device());
+}
+
+// The same dequantization written with ATen operators (any device, any float dtype): the reference
+// the kernels are tested against, and the path on CUDA.
+inline at::Tensor dequantizeAten(const at::Tensor& packed, int64_t type, int64_t K, at::ScalarType dtype = at::kFloat) {
+  const Format& f = checkPacked(packed, type, K);
+  const int64_t rows = packed.numel() / packed.size(-1), blocks = K / f.blockValues;
+  const at::Tensor q = packed.reshape({rows, blocks, f.blockBytes});
+  auto field = [&](int64_t start, int64_t length) { return q.narrow(-1, start, length).contiguous(); };
+  const at::Tensor d = field(0, 2).view(at::kHalf).to(at::kFloat);  // (rows, blocks, 1)
+  at::Tensor w;
+  if (type == 8) {
+    w = field(2, 32).view(at::kChar).to(at::kFloat).mul(d);
+  } else {
+    const at::Tensor qs = field(type == 3 ? 4 : 2, 16);
+    at::Tensor nibbles = at::cat({qs.bitwise_and(15), qs.bitwise_right_shift(4)}, -1).to(at::kFloat);  // (rows, blocks, 32)
+    w = type == 3 ? nibbles.mul(d).add(field(2, 2).view(at::kHalf).to(at::kFloat)) : nibbles.sub(8).mul(d);
+  }
+  std::vector<int64_t> shape(packed.sizes().begin(), packed.sizes().end());
+  shape.back() = K;
+  return w.reshape(shape).to(dtype);
+}
+
+inline bool kernelApplies(const at::Tensor& x, const at::Tensor& q, const std::optional<at::Tensor>& b) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (!avx2 || !x.device().is_cpu() || !q.device().is_cpu() || x.scalar_type() != at::kFloat || q.dim() != 2) return false;
+  if (b && b->defined() && (!b->device().is_cpu() || b->scalar_type() != at::kFloat)) return false;
+  return true;
+}
+
+// The fused few-row product: x (..., K) float32 CPU, q (N, rowBytes) -> (..., N).
+inline at::Tensor fewRow(const at::Tensor& x, const at::Tensor& packed, int64_t type, const std::optional<at::Tensor>& b) {
+  const int64_t K = x.size(-1), N = packed.size(0), M = x.numel() / K;
+  const Format& f = *formatOf(type);
+  const int64_t blocks = K / f.blockValues;
+  const at::Tensor x2 = x.reshape({M, K}).contiguous();
+  const at::Tensor q = packed.contiguous();
+  at::Tensor out = at::empty({M, N}, x.options());
+  const float* xp = x2.const_data_ptr<float>();
+  const uint8_t* qp = q.const_data_ptr<uint8_t>();
+  float* yp = out.mutable_data_ptr<float>();
+  const QuantizedRows xq = quantizeRows(xp, M, K);
+  const int64_t rowBytes = blocks * f.blockBytes;
+  const int64_t tiles = (N + 3) / 4;
+  // chunks of ~16 KiB of packed weight, claimed by whichever thread is running (work_pool.h)
+  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, rowBytes));
+  pisces::WorkPool::instance().run(tiles, chunk, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) {
+      const int64_t n0 = t * 4, count = std::min<int64_t>(4, N - n0);
+      if (count == 4) tileRows<4>(type, qp + n0 * rowBytes, rowBytes, blocks, f.blockBytes, xq, M, K, yp + n0, N);
+      else
+        for (int64_t r = 0; r < count; r++) tileRows<1>(type, qp + (n0 + r) * rowBytes, rowBytes, blocks, f.blockBytes, xq, M, K, yp + n0 + r, N);
+    }
+  });
+  if (b && b->defined()) out.add_(*b);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = N;
+  return out.view(shape);
+}
+
+}  // namespace pisces::quant
