@@ -32,4 +32,18 @@ for name in ["Q4_0", "Q4_1", "Q8_0"]:
     tensors[f"{name}.dequantized"] = torch.from_numpy(deq)
     tensors[f"{name}.y"] = torch.from_numpy((x.astype(np.float64) @ deq.astype(np.float64).T + bias).astype(np.float32))
     tensors[f"{name}.y8"] = torch.from_numpy((x8 @ deq.astype(np.float64).T + bias).astype(np.float32))
+# K-quants: gguf-py dequantizes them but does not quantize, so their blocks are random bytes with
+# sane float16 scales (every byte pattern of the rest is a valid block).
+for name, block_bytes, scale_offsets in [("Q4_K", 144, [0, 2]), ("Q6_K", 210, [208])]:
+    qtype = GGMLQuantizationType[name]
+    blocks = rng.integers(0, 256, size=(N, K // 256, block_bytes), dtype=np.uint8)
+    for o in scale_offsets:
+        scales = (rng.uniform(0.5, 1.5, size=(N, K // 256)) * (1e-3 if name == "Q4_K" else 5e-4)).astype(np.float16)
+        blocks[:, :, o:o + 2] = scales.view(np.uint8).reshape(N, K // 256, 2)
+    packed = blocks.reshape(N, -1)
+    deq = dequantize(packed, qtype).astype(np.float32)
+    tensors[f"{name}.packed"] = torch.from_numpy(np.ascontiguousarray(packed))
+    tensors[f"{name}.dequantized"] = torch.from_numpy(deq)
+    tensors[f"{name}.y"] = torch.from_numpy((x.astype(np.float64) @ deq.astype(np.float64).T + bias).astype(np.float32))
+    tensors[f"{name}.y8"] = torch.from_numpy((x8 @ deq.astype(np.float64).T + bias).astype(np.float32))
 save_file(tensors, os.path.join(out, "quant.safetensors"))

@@ -37,6 +37,8 @@ const GGML_TYPES: Record<number, [string, number, number]> = {
   2: ["Q4_0", 32, 18],
   3: ["Q4_1", 32, 20],
   8: ["Q8_0", 32, 34],
+  12: ["Q4_K", 256, 144],
+  14: ["Q6_K", 256, 210],
   30: ["BF16", 1, 2],
 };
 /** Every other ggml type whose layout is known (ggml.c's type_traits): sizes are checked, data is not read. */
@@ -46,9 +48,7 @@ const GGML_OTHER_TYPES: Record<number, [string, number, number]> = {
   9: ["Q8_1", 32, 36],
   10: ["Q2_K", 256, 84],
   11: ["Q3_K", 256, 110],
-  12: ["Q4_K", 256, 144],
   13: ["Q5_K", 256, 176],
-  14: ["Q6_K", 256, 210],
   15: ["Q8_K", 256, 292],
   24: ["I8", 1, 1],
   25: ["I16", 1, 2],
@@ -297,6 +297,7 @@ for (let h = 0; h < 65536; h++) {
   f16Table[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? Number.NaN : s * Number.POSITIVE_INFINITY) : s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+const SUPPORTED = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K";
 /** Dequantizes one tensor's raw bytes to float32, as ggml does. */
 export function dequantize(raw: Buffer, type: number, numel: number): Float32Array {
   const out = new Float32Array(numel);
@@ -344,8 +345,20 @@ export function dequantize(raw: Buffer, type: number, numel: number): Float32Arr
         }
       }
       break;
+    case 12: // Q4_K and Q6_K: @pisces/tensor-cuda's loop (ggml's dequantize_row_q4_K / _q6_K)
+    case 14: {
+      const [, values, bytes] = GGML_TYPES[type]!;
+      const format = type === 12 ? "Q4_K" : "Q6_K";
+      if (numel % values !== 0 || raw.length < (numel / values) * bytes)
+        throw new GGUFError(`${format}: ${numel} values need ${(numel / values) * bytes} bytes`);
+      T.scope(() => {
+        const packed = T.tensor(raw.subarray(0, (numel / values) * bytes), { shape: [numel / values, bytes], dtype: "uint8" });
+        out.set(T.dequantizeGgml(packed, format, values).toArray() as Float32Array);
+      });
+      break;
+    }
     default:
-      throw new GGUFError(`tensor type ${GGML_TYPE_NAMES[type] ?? type} is not supported (F32, F16, BF16, Q8_0, Q4_0 and Q4_1 are)`);
+      throw new GGUFError(`tensor type ${GGML_TYPE_NAMES[type] ?? type} is not supported (${SUPPORTED} are)`);
   }
   return out;
 }
@@ -371,9 +384,7 @@ function readPacked(file: GGUFFile, info: GGUFTensorInfo, format: T.GgmlFormat):
 function readTensor(file: GGUFFile, info: GGUFTensorInfo): T.Tensor {
   const spec = GGML_TYPES[info.type];
   if (!spec)
-    throw new GGUFError(
-      `${file.path}: tensor '${info.name}' has type ${GGML_TYPE_NAMES[info.type] ?? info.type}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)`,
-    );
+    throw new GGUFError(`${file.path}: tensor '${info.name}' has type ${GGML_TYPE_NAMES[info.type] ?? info.type}, which is not supported (${SUPPORTED} are)`);
   const numel = info.shape.reduce((a, b) => a * b, 1);
   if (numel % spec[1] !== 0) throw new GGUFError(`${file.path}: tensor '${info.name}' has ${numel} elements, not a whole number of ${spec[0]} blocks`);
   const raw = readRaw(file, info, (numel / spec[1]) * spec[2]);

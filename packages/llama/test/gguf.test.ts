@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as T from "@pisces/tensor-cuda";
 import { type ChatMessage, dequantize, GGUFError, type LlamaForCausalLM, loadGGUF, readGGUF, StaticCache } from "../src/index.js";
+import { tinyLlamaGguf } from "../../../tools/test-support/gguf-writer.js";
 import { fixtures, generateOnce, repoRoot } from "./helpers.js";
 
 interface Reference {
@@ -69,7 +70,7 @@ describe("GGUF: SmolLM2-135M-Instruct Q4_1", () => {
     q80.writeUInt16LE(0x3400, 0); // d = 0.25
     q80.writeInt8(-8, 2);
     expect(dequantize(q80, 8, 32)[0]).toBe(-2);
-    expect(() => dequantize(Buffer.alloc(210), 14, 256)).toThrow(/Q6_K is not supported/);
+    expect(() => dequantize(Buffer.alloc(176), 13, 256)).toThrow(/Q5_K is not supported/);
   });
 
   it("rejects files that are not GGUF, clearly", () => {
@@ -145,5 +146,72 @@ describe("GGUF kept quantized (the default): SmolLM2-135M-Instruct Q4_1", () => 
     expect(() => loadGGUF(join(dir, ref.gguf), { dtype: "bfloat16" })).toThrow(
       /quantized weights stay packed for float32 inference; for dtype bfloat16 pass \{ dequantize: true \}/,
     );
+  });
+});
+
+/** Random K-quant blocks (every byte pattern is a valid block) with sane float16 scales. */
+function kQuantBlocks(type: 12 | 14, rows: number, cols: number, seed: number): Buffer {
+  const bytes = type === 12 ? 144 : 210;
+  const out = Buffer.alloc((rows * cols * bytes) / 256);
+  let state = seed;
+  for (let i = 0; i < out.length; i++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    out[i] = state >>> 24;
+  }
+  for (let b = 0; b < out.length; b += bytes) {
+    if (type === 12) {
+      out.writeUInt16LE(0x1800, b); // d = 2^-9
+      out.writeUInt16LE(0x1400, b + 2); // dmin = 2^-10
+    } else out.writeUInt16LE(0x1400, b + 208); // d = 2^-10
+  }
+  return out;
+}
+
+describe("GGUF with K-quants (Q4_K, Q6_K)", () => {
+  it("loads packed and dequantized; the two agree within the 8-bit activations' step", async () => {
+    const { mkdtempSync, writeFileSync: write } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const H = 256;
+    const I = 512;
+    const file = join(mkdtempSync(join(tmpdir(), "pisces-kquant-")), "k.gguf");
+    write(
+      file,
+      tinyLlamaGguf((m, tensors) => {
+        m.set("llama.embedding_length", { type: "u32", value: H });
+        m.set("llama.feed_forward_length", { type: "u32", value: I });
+        m.set("llama.rope.dimension_count", { type: "u32", value: H / 2 });
+        for (const t of tensors) {
+          if (t.name === "token_embd.weight") {
+            t.shape = [8, H];
+            t.data = Float32Array.from({ length: 8 * H }, (_, i) => Math.sin(i * 1.3));
+          } else if (t.name.endsWith("norm.weight")) {
+            t.shape = [H];
+            t.data = new Float32Array(H).fill(1);
+          } else {
+            const type = t.name.includes("ffn_down") || t.name.includes("attn_v") ? 14 : 12;
+            t.shape = t.name.includes("ffn_gate") || t.name.includes("ffn_up") ? [I, H] : t.name.includes("ffn_down") ? [H, I] : [H, H];
+            t.type = type;
+            t.data = kQuantBlocks(type, t.shape[0]!, t.shape[1]!, t.name.length * 7 + type);
+          }
+        }
+      }),
+    );
+    const packed = loadGGUF(file);
+    const float = loadGGUF(file, { dequantize: true });
+    const formats = [...packed.model.namedModules()].flatMap(([, m]) => (m instanceof T.QuantizedLinear ? [m.format] : []));
+    expect(formats.sort()).toEqual(["Q4_K", "Q4_K", "Q4_K", "Q4_K", "Q4_K", "Q6_K", "Q6_K"]);
+    T.scope(() => {
+      const ids = T.tensor([[6, 0, 1, 2, 3, 4]], { dtype: "int64" });
+      const a = packed.model.forward({ inputIds: ids }).logits;
+      const b = float.model.forward({ inputIds: ids }).logits;
+      const scale = b.abs().max().item();
+      expect(scale).toBeGreaterThan(0);
+      expect(a.sub(b).abs().max().item() / scale).toBeLessThan(2e-2);
+      // the packed q projection dequantizes to the float model's (rows un-permuted the same way)
+      const q = packed.model.model.layers.at(0).self_attn.q_proj as unknown as T.QuantizedLinear;
+      expect(q.dequantize().equal(float.model.model.layers.at(0).self_attn.q_proj.weight)).toBe(true);
+    });
+    packed.model.dispose();
+    float.model.dispose();
   });
 });

@@ -12,6 +12,8 @@ export const GGML_FORMATS = {
   Q4_0: [2, 32, 18],
   Q4_1: [3, 32, 20],
   Q8_0: [8, 32, 34],
+  Q4_K: [12, 256, 144],
+  Q6_K: [14, 256, 210],
 } as const;
 export type GgmlFormat = keyof typeof GGML_FORMATS;
 
@@ -40,7 +42,7 @@ export function dequantizeGgml(packed: Tensor, format: GgmlFormat, inFeatures: n
   return new Tensor(native.dequantizeGgml(packed._h, typeId(format), inFeatures, KernelMode.auto));
 }
 
-/** @internal dequantizeGgml through one path: "aten" (ATen operators) or "loop" (the CPU loop); for parity tests. */
+/** @internal dequantizeGgml through one path: "aten" (ATen operators; the scalar loop for K-quants) or "loop" (the CPU loop, AVX2 where available); for parity tests. */
 export function dequantizeGgmlWith(path: "aten" | "loop", packed: Tensor, format: GgmlFormat, inFeatures: number): Tensor {
   return new Tensor(native.dequantizeGgml(packed._h, typeId(format), inFeatures, path === "aten" ? KernelMode.aten : KernelMode.auto));
 }

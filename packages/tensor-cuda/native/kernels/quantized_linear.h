@@ -19,6 +19,11 @@
 //   Q4_0 (type 2):  {f16 d; u8 qs[16]}        w[j] = (lo(qs[j]) - 8) d,  w[j + 16] = (hi(qs[j]) - 8) d
 //   Q4_1 (type 3):  {f16 d; f16 m; u8 qs[16]} w[j] = lo(qs[j]) d + m,    w[j + 16] = hi(qs[j]) d + m
 //   Q8_0 (type 8):  {f16 d; i8 qs[32]}        w[j] = qs[j] d
+//   Q4_K (type 12): 256 values, {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}: 8 chunks of 32 with
+//                   6-bit scale sc and min m each, w = (d sc) q - (dmin m), q a nibble
+//   Q6_K (type 14): 256 values, {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: 6-bit q - 32 from a
+//                   nibble of ql and 2 bits of qh, an int8 scale per 16 values, w = (d sc) q
+// Every format is handled as chunks of 32 values (a whole block, or an eighth of a K-quant block).
 // Few-row products (decoding) read the weight packed, at 4.5-8.5 bits per value instead of 32, and
 // multiply it as llama.cpp's CPU backend does: each activation row is quantized to 8 bits per block
 // of 32 (Q8_0, as gguf-py writes it), and a block's product is an exact integer dot product
@@ -40,7 +45,7 @@ struct Format {
 };
 
 inline const Format* formatOf(int64_t type) {
-  static const Format formats[] = {{2, "Q4_0", 32, 18}, {3, "Q4_1", 32, 20}, {8, "Q8_0", 32, 34}};
+  static const Format formats[] = {{2, "Q4_0", 32, 18}, {3, "Q4_1", 32, 20}, {8, "Q8_0", 32, 34}, {12, "Q4_K", 256, 144}, {14, "Q6_K", 256, 210}};
   for (const Format& f : formats)
     if (f.type == type) return &f;
   return nullptr;
@@ -55,7 +60,7 @@ inline float halfToFloat(const uint8_t* p) {
 // Checks a packed weight against its format and input width; throws std::invalid_argument naming what is wrong.
 inline const Format& checkPacked(const at::Tensor& q, int64_t type, int64_t K) {
   const Format* f = formatOf(type);
-  if (!f) throw std::invalid_argument("unsupported quantized type " + std::to_string(type) + " (Q4_0 = 2, Q4_1 = 3 and Q8_0 = 8 are)");
+  if (!f) throw std::invalid_argument("unsupported quantized type " + std::to_string(type) + " (Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12 and Q6_K = 14 are)");
   if (q.scalar_type() != at::kByte) throw std::invalid_argument("a packed weight must be a uint8 tensor");
   if (q.dim() < 1) throw std::invalid_argument("a packed weight needs at least one dimension");
   if (K <= 0 || K % f->blockValues != 0)
@@ -109,50 +114,111 @@ __attribute__((target("f16c"))) inline QuantizedRows quantizeRows(const float* x
   return r;
 }
 
-// The 32 weights of a block as bytes: signed for Q8_0 and Q4_0 (nibble - 8), unsigned for Q4_1.
-__attribute__((target("avx2"))) inline __m256i blockBytes32(int type, const uint8_t* block) {
-  if (type == 8) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (type == 3 ? 4 : 2)));
-  const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
-  return type == 2 ? _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8)) : nibbles;
+// Q4_K's 6-bit scale and min of chunk j (ggml's get_scale_min_k4).
+inline void scaleMinK4(const uint8_t* q, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
 }
 
-// Eight int32 partial sums of w . q as floats (exact: |pair sums| <= 2 x 128 x 127 fit int16).
-__attribute__((target("avx2"))) inline __m256 dot32(bool unsignedW, __m256i w, __m256i q) {
+// One chunk of 32 weights, decoded: the integer values as bytes (signed, or unsigned where
+// `unsignedW`), the int16 multipliers of its two halves (Q6_K's per-16 scales, else 1), the float
+// scale d and the float offset mn: w[j] = d * half_scale(j) * q[j] + mn.
+struct Chunk {
+  __m256i q;
+  __m256i scales16;
+  float d;
+  float mn;
+};
+
+__attribute__((target("avx2,f16c"))) inline Chunk decodeChunk(int type, const uint8_t* row, int64_t c) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  Chunk k;
+  k.scales16 = _mm256_set1_epi16(1);
+  k.mn = 0.0f;
+  switch (type) {
+    case 8: {
+      const uint8_t* block = row + c * 34;
+      k.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      k.d = halfToFloatF16c(block);
+      break;
+    }
+    case 2:
+    case 3: {
+      const uint8_t* block = row + c * (type == 3 ? 20 : 18);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (type == 3 ? 4 : 2)));
+      const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+      k.q = type == 2 ? _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8)) : nibbles;
+      k.d = halfToFloatF16c(block);
+      if (type == 3) k.mn = halfToFloatF16c(block + 2);
+      break;
+    }
+    case 12: {
+      const uint8_t* block = row + (c / 8) * 144;
+      const int sub = static_cast<int>(c % 8);
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16 + (sub / 2) * 32));
+      k.q = _mm256_and_si256(sub % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
+      int sc, m;
+      scaleMinK4(block + 4, sub, sc, m);
+      k.d = halfToFloatF16c(block) * static_cast<float>(sc);
+      k.mn = -(halfToFloatF16c(block + 2) * static_cast<float>(m));
+      break;
+    }
+    default: {  // 14, Q6_K
+      const uint8_t* block = row + (c / 8) * 210;
+      const int sub = static_cast<int>(c % 8), h = sub / 4, j = sub % 4;
+      const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + h * 64 + (j % 2) * 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + h * 32));
+      const __m256i nib = _mm256_and_si256(j / 2 ? _mm256_srli_epi16(ql, 4) : ql, low4);
+      const __m256i high = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * j)), _mm256_set1_epi8(3));
+      k.q = _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_slli_epi16(high, 4)), _mm256_set1_epi8(32));
+      const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192 + h * 8 + 2 * j);
+      k.scales16 = _mm256_set_m128i(_mm_set1_epi16(scales[1]), _mm_set1_epi16(scales[0]));
+      k.d = halfToFloatF16c(block + 208);
+    }
+  }
+  return k;
+}
+
+inline bool unsignedFormat(int type) { return type == 3 || type == 12; }
+
+// Eight int32 partial sums of w . q (times Q6_K's per-16 scales) as floats. Exact: the pair sums
+// of maddubs stay within int16 (|w| <= 128, |q| <= 127), and the int32 sums within 2^24.
+__attribute__((target("avx2"))) inline __m256 dot32(bool unsignedW, const Chunk& w, __m256i q) {
   __m256i pairs;
-  if (unsignedW) pairs = _mm256_maddubs_epi16(w, q);
-  else pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  if (unsignedW) pairs = _mm256_maddubs_epi16(w.q, q);
+  else pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w.q, w.q), _mm256_sign_epi8(q, w.q));
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, w.scales16));
 }
 
 // y[m][n] for MR activation rows against NR packed weight rows (a tile: NR x MR independent
 // accumulators keep the units busy; one row alone is bound by the latency of its sum chain).
 template <int NR, int MR>
-__attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* rows, int64_t rowBytes, int64_t blocks, int64_t blockBytes,
-                                                       const QuantizedRows& xq, int64_t m0, int64_t K, float* y, int64_t yStride) {
+__attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t m0,
+                                                       int64_t K, float* y, int64_t yStride) {
   __m256 acc[NR][MR];
   float minTerm[NR][MR] = {};
   for (int n = 0; n < NR; n++)
     for (int m = 0; m < MR; m++) acc[n][m] = _mm256_setzero_ps();
-  const bool withMin = type == 3;
-  for (int64_t b = 0; b < blocks; b++) {
+  const bool isUnsigned = unsignedFormat(type);
+  for (int64_t c = 0; c < chunks; c++) {
     __m256i q[MR];
     float dx[MR];
     for (int m = 0; m < MR; m++) {
-      q[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + (m0 + m) * K + b * 32));
-      dx[m] = xq.scale[(m0 + m) * blocks + b];
+      q[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q.data() + (m0 + m) * K + c * 32));
+      dx[m] = xq.scale[(m0 + m) * chunks + c];
     }
 #pragma GCC unroll 4
     for (int n = 0; n < NR; n++) {
-      const uint8_t* block = rows + n * rowBytes + b * blockBytes;
-      const __m256i w = blockBytes32(type, block);
-      const float dw = halfToFloatF16c(block);
+      const Chunk w = decodeChunk(type, rows + n * rowBytes, c);
 #pragma GCC unroll 2
-      for (int m = 0; m < MR; m++) acc[n][m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[m]), dot32(withMin, w, q[m]), acc[n][m]);
-      if (withMin) {
-        const float mn = halfToFloatF16c(block + 2);
-        for (int m = 0; m < MR; m++) minTerm[n][m] += mn * xq.sums[(m0 + m) * blocks + b];
-      }
+      for (int m = 0; m < MR; m++) acc[n][m] = _mm256_fmadd_ps(_mm256_set1_ps(w.d * dx[m]), dot32(isUnsigned, w, q[m]), acc[n][m]);
+      if (w.mn != 0.0f)
+        for (int m = 0; m < MR; m++) minTerm[n][m] += w.mn * xq.sums[(m0 + m) * chunks + c];
     }
   }
   for (int n = 0; n < NR; n++)
@@ -160,35 +226,90 @@ __attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* r
 }
 
 template <int NR>
-void tileRows(int type, const uint8_t* rows, int64_t rowBytes, int64_t blocks, int64_t blockBytes, const QuantizedRows& xq, int64_t M, int64_t K, float* y,
-              int64_t N) {
+void tileRows(int type, const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* y, int64_t N) {
   int64_t m = 0;
-  for (; m + 2 <= M; m += 2) tileDot<NR, 2>(type, rows, rowBytes, blocks, blockBytes, xq, m, K, y + m * N, N);
-  if (m < M) tileDot<NR, 1>(type, rows, rowBytes, blocks, blockBytes, xq, m, K, y + m * N, N);
+  for (; m + 2 <= M; m += 2) tileDot<NR, 2>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
+  if (m < M) tileDot<NR, 1>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
 }
 
-// One block to 32 floats with AVX2: the same products (and sums, Q4_1) as the scalar loop, in the
-// same order. Compiled without FMA so that no multiply-add is contracted: the result equals the
-// scalar loop's (and gguf-py's) bit for bit.
-__attribute__((target("avx2,f16c"))) inline void dequantizeBlockAvx2(int type, const uint8_t* block, float* out) {
-  const __m256 d = _mm256_set1_ps(_cvtsh_ss(*reinterpret_cast<const uint16_t*>(block)));
-  __m256i w = blockBytes32(type, block);
-  const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+// One chunk to 32 floats with AVX2: (d * half_scale) * q + mn, the products and sums of the scalar
+// loop in its order. Compiled without FMA so that no multiply-add is contracted: the result equals
+// the scalar loop's (and gguf-py's) bit for bit.
+__attribute__((target("avx2,f16c"))) inline void dequantizeChunkAvx2(int type, const uint8_t* row, int64_t c, float* out) {
+  const Chunk k = decodeChunk(type, row, c);
+  alignas(32) int16_t scales[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(scales), k.scales16);
+  const __m128i lo = _mm256_castsi256_si128(k.q), hi = _mm256_extracti128_si256(k.q, 1);
   const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
-  const __m256 m = type == 3 ? _mm256_set1_ps(_cvtsh_ss(*reinterpret_cast<const uint16_t*>(block + 2))) : _mm256_setzero_ps();
+  const bool isUnsigned = unsignedFormat(type);
+  const __m256 mn = _mm256_set1_ps(k.mn);
   for (int i = 0; i < 4; i++) {
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[i])), d);
-    if (type == 3) v = _mm256_add_ps(v, m);
+    const __m256 d = _mm256_set1_ps(k.d * static_cast<float>(scales[i < 2 ? 0 : 8]));
+    const __m256i ints = isUnsigned ? _mm256_cvtepu8_epi32(parts[i]) : _mm256_cvtepi8_epi32(parts[i]);
+    __m256 v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(ints));
+    if (k.mn != 0.0f) v = _mm256_add_ps(v, mn);
     _mm256_storeu_ps(out + 8 * i, v);
   }
 }
 
+// The scalar loop, written from ggml's dequantize_row_* (any CPU).
+inline void dequantizeChunkScalar(int type, const uint8_t* row, int64_t c, float* o) {
+  switch (type) {
+    case 8: {
+      const uint8_t* block = row + c * 34;
+      const float d = halfToFloat(block);
+      const int8_t* qs = reinterpret_cast<const int8_t*>(block + 2);
+      for (int j = 0; j < 32; j++) o[j] = d * static_cast<float>(qs[j]);
+      return;
+    }
+    case 2:
+    case 3: {
+      const bool withMin = type == 3;
+      const uint8_t* block = row + c * (withMin ? 20 : 18);
+      const float d = halfToFloat(block), mn = withMin ? halfToFloat(block + 2) : 0.0f;
+      const uint8_t* qs = block + (withMin ? 4 : 2);
+      const int offset = withMin ? 0 : 8;
+      for (int j = 0; j < 16; j++) {
+        o[j] = d * static_cast<float>((qs[j] & 0x0f) - offset);
+        o[j + 16] = d * static_cast<float>((qs[j] >> 4) - offset);
+        if (withMin) {
+          o[j] += mn;
+          o[j + 16] += mn;
+        }
+      }
+      return;
+    }
+    case 12: {
+      const uint8_t* block = row + (c / 8) * 144;
+      const int sub = static_cast<int>(c % 8);
+      int sc, m;
+      scaleMinK4(block + 4, sub, sc, m);
+      const float d = halfToFloat(block) * static_cast<float>(sc), dm = halfToFloat(block + 2) * static_cast<float>(m);
+      const uint8_t* qs = block + 16 + (sub / 2) * 32;
+      for (int j = 0; j < 32; j++) o[j] = d * static_cast<float>(sub % 2 ? qs[j] >> 4 : qs[j] & 0x0f) + -dm;
+      return;
+    }
+    default: {  // 14, Q6_K
+      const uint8_t* block = row + (c / 8) * 210;
+      const int sub = static_cast<int>(c % 8), h = sub / 4, j = sub % 4;
+      const uint8_t* ql = block + h * 64 + (j % 2) * 32;
+      const uint8_t* qh = block + 128 + h * 32;
+      const int8_t* scales = reinterpret_cast<const int8_t*>(block + 192 + h * 8 + 2 * j);
+      const float d = halfToFloat(block + 208);
+      for (int l = 0; l < 32; l++) {
+        const int q = ((j / 2 ? ql[l] >> 4 : ql[l] & 0x0f) | (((qh[l] >> (2 * j)) & 3) << 4)) - 32;
+        o[l] = (d * static_cast<float>(scales[l / 16])) * static_cast<float>(q);
+      }
+    }
+  }
+}
+
 // Dequantizes rows of packed blocks to float32: (..., rowBytes) -> (..., K). AVX2 where the CPU has
-// it, plain C++ otherwise; on CUDA the bytes go to the CPU and the floats come back.
+// it, the scalar loop otherwise; on CUDA the bytes go to the CPU and the floats come back.
 inline at::Tensor dequantize(const at::Tensor& packed, int64_t type, int64_t K) {
-  const Format& f = checkPacked(packed, type, K);
+  checkPacked(packed, type, K);
   const at::Tensor q = packed.device().is_cpu() ? packed.contiguous() : packed.to(at::kCPU).contiguous();
-  const int64_t rows = q.numel() / q.size(-1), blocks = K / f.blockValues;
+  const int64_t rows = q.numel() / q.size(-1), chunks = K / 32, rowBytes = q.size(-1);
   std::vector<int64_t> shape(q.sizes().begin(), q.sizes().end());
   shape.back() = K;
   at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
@@ -197,36 +318,33 @@ inline at::Tensor dequantize(const at::Tensor& packed, int64_t type, int64_t K) 
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++)
-      for (int64_t b = 0; b < blocks; b++) {
-        const uint8_t* block = src + (r * blocks + b) * f.blockBytes;
-        float* o = dst + r * K + b * 32;
-        if (avx2) {
-          dequantizeBlockAvx2(type, block, o);
-          continue;
-        }
-        const float d = halfToFloat(block);
-        if (type == 8) {
-          const int8_t* qs = reinterpret_cast<const int8_t*>(block + 2);
-          for (int j = 0; j < 32; j++) o[j] = static_cast<float>(qs[j]) * d;
-        } else {
-          const bool withMin = type == 3;
-          const float mn = withMin ? halfToFloat(block + 2) : 0.0f;
-          const uint8_t* qs = block + (withMin ? 4 : 2);
-          const int offset = withMin ? 0 : 8;
-          for (int j = 0; j < 16; j++) {
-            o[j] = static_cast<float>((qs[j] & 0x0f) - offset) * d + mn;
-            o[j + 16] = static_cast<float>((qs[j] >> 4) - offset) * d + mn;
-          }
-        }
+      for (int64_t c = 0; c < chunks; c++) {
+        if (avx2) dequantizeChunkAvx2(static_cast<int>(type), src + r * rowBytes, c, dst + r * K + c * 32);
+        else dequantizeChunkScalar(static_cast<int>(type), src + r * rowBytes, c, dst + r * K + c * 32);
       }
   });
   return packed.device().is_cpu() ? out : out.to(packed.device());
+}
+
+/** @internal the scalar loop alone, for the parity test of the AVX2 one. */
+inline at::Tensor dequantizeScalar(const at::Tensor& packed, int64_t type, int64_t K) {
+  checkPacked(packed, type, K);
+  const at::Tensor q = packed.to(at::kCPU).contiguous();
+  const int64_t rows = q.numel() / q.size(-1), chunks = K / 32, rowBytes = q.size(-1);
+  std::vector<int64_t> shape(q.sizes().begin(), q.sizes().end());
+  shape.back() = K;
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < chunks; c++) dequantizeChunkScalar(static_cast<int>(type), q.const_data_ptr<uint8_t>() + r * rowBytes, c, out.mutable_data_ptr<float>() + r * K + c * 32);
+  return out;
 }
 
 // The same dequantization written with ATen operators (any device, any float dtype): the reference
 // the kernels are tested against, and the path on CUDA.
 inline at::Tensor dequantizeAten(const at::Tensor& packed, int64_t type, int64_t K, at::ScalarType dtype = at::kFloat) {
   const Format& f = checkPacked(packed, type, K);
+  // K-quants: the scalar loop (tested against gguf-py) is their reference
+  if (type == 12 || type == 14) return dequantizeScalar(packed, type, K).to(packed.device()).to(dtype);
   const int64_t rows = packed.numel() / packed.size(-1), blocks = K / f.blockValues;
   const at::Tensor q = packed.reshape({rows, blocks, f.blockBytes});
   auto field = [&](int64_t start, int64_t length) { return q.narrow(-1, start, length).contiguous(); };
@@ -254,8 +372,7 @@ inline bool kernelApplies(const at::Tensor& x, const at::Tensor& q, const std::o
 // The fused few-row product: x (..., K) float32 CPU, q (N, rowBytes) -> (..., N).
 inline at::Tensor fewRow(const at::Tensor& x, const at::Tensor& packed, int64_t type, const std::optional<at::Tensor>& b) {
   const int64_t K = x.size(-1), N = packed.size(0), M = x.numel() / K;
-  const Format& f = *formatOf(type);
-  const int64_t blocks = K / f.blockValues;
+  const int64_t chunks = K / 32;
   const at::Tensor x2 = x.reshape({M, K}).contiguous();
   const at::Tensor q = packed.contiguous();
   at::Tensor out = at::empty({M, N}, x.options());
@@ -263,16 +380,16 @@ inline at::Tensor fewRow(const at::Tensor& x, const at::Tensor& packed, int64_t 
   const uint8_t* qp = q.const_data_ptr<uint8_t>();
   float* yp = out.mutable_data_ptr<float>();
   const QuantizedRows xq = quantizeRows(xp, M, K);
-  const int64_t rowBytes = blocks * f.blockBytes;
+  const int64_t rowBytes = q.size(1);
   const int64_t tiles = (N + 3) / 4;
   // chunks of ~16 KiB of packed weight, claimed by whichever thread is running (work_pool.h)
   const int64_t chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, rowBytes));
   pisces::WorkPool::instance().run(tiles, chunk, at::get_num_threads(), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
       const int64_t n0 = t * 4, count = std::min<int64_t>(4, N - n0);
-      if (count == 4) tileRows<4>(type, qp + n0 * rowBytes, rowBytes, blocks, f.blockBytes, xq, M, K, yp + n0, N);
+      if (count == 4) tileRows<4>(static_cast<int>(type), qp + n0 * rowBytes, rowBytes, chunks, xq, M, K, yp + n0, N);
       else
-        for (int64_t r = 0; r < count; r++) tileRows<1>(type, qp + (n0 + r) * rowBytes, rowBytes, blocks, f.blockBytes, xq, M, K, yp + n0 + r, N);
+        for (int64_t r = 0; r < count; r++) tileRows<1>(static_cast<int>(type), qp + (n0 + r) * rowBytes, rowBytes, chunks, xq, M, K, yp + n0 + r, N);
     }
   });
   if (b && b->defined()) out.add_(*b);
