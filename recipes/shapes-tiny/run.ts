@@ -35,7 +35,7 @@ export const BUDGETS = {
   full: {
     trainScenes: 20_000,
     heldoutScenes: 500,
-    steps: { gen_clip: 3000, siglip: 3000, vae: 800, decoder: 4000, stage1: 4000, stage2: 2000, stage3: 2000 },
+    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 4000, stage1: 4000, stage2: 2000, stage3: 2000 },
     batch: 32,
   },
 } as const;
@@ -70,7 +70,7 @@ function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
     output_dir: join(work, "runs", stage),
     global_batch_size: b.batch,
     max_steps: b.steps[stage],
-    save_every: Math.max(1, Math.min(500, b.steps[stage])),
+    save_every: Math.max(1, Math.min(250, b.steps[stage])),
     keep_last: 1,
     log_every: scale === "smoke" ? 1 : 10,
     seed: 0,

@@ -28,6 +28,7 @@ for name in ["Q4_0", "Q4_1", "Q8_0"]:
     w[3, :32] = 0.0  # an all-zero block (scale 0)
     packed = quantize(w, qtype)  # (N, row bytes) uint8
     deq = dequantize(packed, qtype).astype(np.float32)  # (N, K)
+    tensors[f"{name}.weight"] = torch.from_numpy(w)
     tensors[f"{name}.packed"] = torch.from_numpy(np.ascontiguousarray(packed))
     tensors[f"{name}.dequantized"] = torch.from_numpy(deq)
     tensors[f"{name}.y"] = torch.from_numpy((x.astype(np.float64) @ deq.astype(np.float64).T + bias).astype(np.float32))

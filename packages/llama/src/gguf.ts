@@ -8,7 +8,7 @@ import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
 import { LlamaForCausalLM, type ModelOptions } from "./model.js";
 import { AutoTokenizer } from "./tokenizer.js";
-import { withTiedLmHead } from "./weights.js";
+import { replaceModule, withTiedLmHead } from "./weights.js";
 
 export class GGUFError extends Error {
   override name = "GGUFError";
@@ -578,14 +578,6 @@ export interface GGUFLoadOptions extends ModelOptions {
 
 /** The Hugging Face keys whose weights can stay packed: every linear layer and the embedding. */
 const PACKABLE = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|lm_head|model\.embed_tokens)\.weight$/;
-
-/** Replaces the module at `path` ("model.layers.0.mlp.up_proj") of `root`. */
-function replaceModule(root: T.nn.Module, path: string, module: T.nn.Module): void {
-  const parts = path.split(".");
-  let parent = root as unknown as Record<string, unknown>;
-  for (const p of parts.slice(0, -1)) parent = parent[p] as Record<string, unknown>;
-  parent[parts[parts.length - 1]!] = module;
-}
 
 /**
  * Loads a Llama-architecture GGUF checkpoint: the model and the tokenizer from its metadata. By

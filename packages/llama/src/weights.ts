@@ -15,3 +15,11 @@ export function withTiedLmHead(source: T.nn.StateDictSource & { keys(): Iterable
     path: (source as { path?: string }).path, // named in loading errors
   } as T.nn.StateDictSource;
 }
+
+/** Replaces the module at `path` ("model.layers.0.mlp.up_proj") of `root`. */
+export function replaceModule(root: T.nn.Module, path: string, module: T.nn.Module): void {
+  const parts = path.split(".");
+  let parent = root as unknown as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) parent = parent[p] as Record<string, unknown>;
+  parent[parts[parts.length - 1]!] = module;
+}

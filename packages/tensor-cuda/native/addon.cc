@@ -667,6 +667,20 @@ napi_value DequantizeGgml(napi_env env, napi_callback_info info) {
   });
 }
 
+// quantizeGgml(weight, type): float (N, K) -> uint8 (N, row bytes) in Q8_0, Q4_0 or Q4_1 blocks.
+napi_value QuantizeGgml(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    const at::Tensor& w = tensorOf(env, a.argv[0]);
+    const int64_t type = toInt(env, a.argv[1]);
+    try {
+      return wrapTensor(env, pisces::quant::quantize(w, type));
+    } catch (const std::invalid_argument& e) {
+      throw JsArgError(std::string("quantizeGgml: ") + e.what());
+    }
+  });
+}
+
 napi_value RmsNorm(napi_env env, napi_callback_info info) {
   Args a = getArgs(env, info);
   return guarded(env, [&]() -> napi_value {
@@ -1090,7 +1104,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   struct Fn { const char* name; napi_callback cb; };
   const Fn fns[] = {
       {"registerOp", RegisterOp}, {"call", Call}, {"callInplace", CallInplace}, {"binary", Binary},
-      {"linear", Linear}, {"quantizedLinear", QuantizedLinear}, {"dequantizeGgml", DequantizeGgml}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
+      {"linear", Linear}, {"quantizedLinear", QuantizedLinear}, {"dequantizeGgml", DequantizeGgml}, {"quantizeGgml", QuantizeGgml}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
       {"same", Same}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
       {"backward", Backward}, {"grad", Grad}, {"setGrad", SetGrad}, {"dispose", Dispose},
       {"stats", Stats}, {"setGradEnabled", SetGradEnabled},

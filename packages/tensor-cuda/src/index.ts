@@ -65,6 +65,7 @@ export {
   QuantizedEmbedding,
   QuantizedLinear,
   quantizedLinear,
+  quantizeGgml,
 } from "./quantized.js";
 export { inference, keep, type MemoryStats, memoryStats, Owned, scope, scopeAsync } from "./memory.js";
 export { OutOfMemoryError, SafetensorsError, type SafetensorsErrorCode, StateDictError, TorchError } from "./errors.js";

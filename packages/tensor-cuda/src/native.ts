@@ -15,6 +15,7 @@ export interface NativeAddon {
   linear(x: Handle, w: Handle, b: Handle | null, mode?: number): Handle;
   quantizedLinear(x: Handle, packed: Handle, type: number, b: Handle | null, mode?: number): Handle;
   dequantizeGgml(packed: Handle, type: number, inFeatures: number, mode?: number): Handle;
+  quantizeGgml(weight: Handle, type: number): Handle;
   rmsNorm(x: Handle, w: Handle | null, eps: number | null, mode?: number): Handle;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: readonly number[], dtype: number, device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;

@@ -37,6 +37,11 @@ export function packedRowBytes(format: GgmlFormat, inFeatures: number): number {
   return (inFeatures / values) * bytes;
 }
 
+/** Float rows (out, in) -> packed uint8 (out, row bytes) in Q8_0, Q4_0 or Q4_1, byte for byte as ggml / gguf-py quantize (on the CPU). */
+export function quantizeGgml(weight: Tensor, format: "Q8_0" | "Q4_0" | "Q4_1"): Tensor {
+  return new Tensor(native.quantizeGgml(weight._h, typeId(format)));
+}
+
 /** Packed rows (..., row bytes) -> float32 (..., inFeatures). */
 export function dequantizeGgml(packed: Tensor, format: GgmlFormat, inFeatures: number): Tensor {
   return new Tensor(native.dequantizeGgml(packed._h, typeId(format), inFeatures, KernelMode.auto));
@@ -74,6 +79,17 @@ function checkPacked(what: string, packed: Tensor, format: GgmlFormat, outFeatur
  * but is not part of `stateDict()`.
  */
 export class QuantizedLinear extends Module {
+  /** A QuantizedLinear with `linear`'s weight (and bias) quantized to `format`; `linear` is left as it is. */
+  static fromLinear(linear: { weight: Tensor; bias: Tensor | null }, format: "Q8_0" | "Q4_0" | "Q4_1"): QuantizedLinear {
+    const [out, inFeatures] = linear.weight.shape as [number, number];
+    const packed = quantizeGgml(linear.weight, format);
+    const device = linear.weight.device;
+    const onDevice = device === "cpu" ? packed : packed.to(device);
+    if (onDevice !== packed) packed.dispose();
+    const bias = linear.bias ? linear.bias.detach().to("float32" as never) : null;
+    return new QuantizedLinear(inFeatures, out, format, onDevice, bias);
+  }
+
   declare readonly qweight: Tensor;
   /** The bias (a non-persistent buffer too), or null. */
   declare readonly bias: Tensor | null;

@@ -85,6 +85,21 @@ describe.each(FORMATS)("%s", (format) => {
   });
 });
 
+describe.each(["Q4_0", "Q4_1", "Q8_0"] as const)("quantizeGgml %s", (format) => {
+  it("writes gguf-py's bytes, and QuantizedLinear.fromLinear uses them", () => {
+    T.scope(() => {
+      const w = ref.get(`${format}.weight`);
+      const packed = T.quantizeGgml(w, format);
+      expect(packed.dtype).toBe("uint8");
+      expect(packed.equal(ref.get(`${format}.packed`))).toBe(true);
+      const layer = T.QuantizedLinear.fromLinear({ weight: w, bias: ref.get("bias") }, format);
+      expect(layer.qweight.equal(packed)).toBe(true);
+      expect(relative(layer.forward(ref.get("x").slice(0, 0, 1)), ref.get(`${format}.y8`).slice(0, 0, 1))).toBeLessThanOrEqual(2e-6);
+      layer.dispose();
+    });
+  });
+});
+
 describe("quantized layers refuse what does not fit, with the numbers", () => {
   it("names the format, the widths and the expected bytes", () => {
     T.scope(() => {
@@ -96,6 +111,8 @@ describe("quantized layers refuse what does not fit, with the numbers", () => {
       expect(() => T.quantizedLinear(T.zeros([1, K]), packed, "Q4_0", T.zeros([3]))).toThrow(/bias must be 1-d of out_features 40/);
       expect(() => new T.QuantizedLinear(K, 41, "Q4_0", packed)).toThrow(/a Q4_0 weight of 41 x 256 is a uint8 tensor \[41, 144\], got uint8 \[40, 144\]/);
       expect(() => quantizedLinearWith("kernel", T.zeros([1, K], { dtype: "float64" }), packed, "Q4_0")).toThrow(/few-row kernel needs a float32 CPU input/);
+      expect(() => T.quantizeGgml(T.zeros([4, 40]), "Q8_0")).toThrow(/in_features 40 must be a positive multiple of 32/);
+      expect(() => T.quantizeGgml(T.zeros([4, 64]), "Q4_K" as never)).toThrow(/quantizing to type 12 is not supported/);
     });
   });
 

@@ -362,6 +362,61 @@ inline at::Tensor dequantizeAten(const at::Tensor& packed, int64_t type, int64_t
   return w.reshape(shape).to(dtype);
 }
 
+// Quantizes float32 rows (N, K) to Q8_0, Q4_0 or Q4_1 blocks (N, row bytes), as ggml's
+// quantize_row_*_ref and gguf-py do, in float32 (the bytes equal gguf-py's: test/quantized.test.ts).
+inline at::Tensor quantize(const at::Tensor& weight, int64_t type) {
+  if (type != 2 && type != 3 && type != 8) throw std::invalid_argument("quantizing to type " + std::to_string(type) + " is not supported (Q4_0, Q4_1 and Q8_0 are)");
+  if (!at::isFloatingType(weight.scalar_type()) || weight.dim() != 2) throw std::invalid_argument("quantize needs a 2-d floating-point weight (out_features, in_features)");
+  const int64_t N = weight.size(0), K = weight.size(1);
+  const Format& f = *formatOf(type);
+  if (K <= 0 || K % 32 != 0) throw std::invalid_argument(std::string(f.name) + ": in_features " + std::to_string(K) + " must be a positive multiple of 32");
+  const at::Tensor w = weight.to(at::kCPU).to(at::kFloat).contiguous();
+  const int64_t blocks = K / 32;
+  at::Tensor out = at::empty({N, blocks * f.blockBytes}, at::TensorOptions().dtype(at::kByte));
+  const float* src = w.const_data_ptr<float>();
+  uint8_t* dst = out.mutable_data_ptr<uint8_t>();
+  auto putHalf = [](uint8_t* p, float v) {
+    const uint16_t h = c10::detail::fp16_ieee_from_fp32_value(v);
+    std::memcpy(p, &h, 2);
+  };
+  at::parallel_for(0, N * blocks, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      const float* x = src + i * 32;
+      uint8_t* block = dst + i * f.blockBytes;
+      if (type == 8) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        putHalf(block, d);
+        for (int j = 0; j < 32; j++) block[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
+      } else if (type == 2) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++)
+          if (std::fabs(x[j]) > amax) {
+            amax = std::fabs(x[j]);
+            max = x[j];
+          }
+        const float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        putHalf(block, d);
+        auto q = [&](float v) { return static_cast<uint8_t>(std::min(15, static_cast<int>(std::trunc(v * id + 8.5f)))); };
+        for (int j = 0; j < 16; j++) block[2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+      } else {
+        float min = x[0], max = x[0];
+        for (int j = 1; j < 32; j++) {
+          min = std::min(min, x[j]);
+          max = std::max(max, x[j]);
+        }
+        const float d = (max - min) / 15.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        putHalf(block, d);
+        putHalf(block + 2, min);
+        auto q = [&](float v) { return static_cast<uint8_t>(std::min(15, static_cast<int>(std::trunc((v - min) * id + 0.5f)))); };
+        for (int j = 0; j < 16; j++) block[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+      }
+    }
+  });
+  return out;
+}
+
 inline bool kernelApplies(const at::Tensor& x, const at::Tensor& q, const std::optional<at::Tensor>& b) {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   if (!avx2 || !x.device().is_cpu() || !q.device().is_cpu() || x.scalar_type() != at::kFloat || q.dim() != 2) return false;
