@@ -28,10 +28,11 @@ export function quantize(
   const groupSize = options.groupSize ?? 32;
   if (groupSize !== 32) throw new RangeError(`quantize: groupSize ${groupSize} is not supported (GGML's block formats quantize groups of 32 values)`);
   const embedding = (model.model.embed_tokens as { weight?: T.Tensor }).weight;
-  for (const [path, m] of [...model.namedModules()]) {
-    if (!(m instanceof T.nn.Linear)) continue;
-    if (path === "lm_head" && head === "float") continue;
+  const layers = [...model.namedModules()].filter((e): e is [string, T.nn.Linear] => e[1] instanceof T.nn.Linear && !(e[0] === "lm_head" && head === "float"));
+  // every width checked before anything changes: a model is quantized whole or not at all
+  for (const [path, m] of layers)
     if (m.inFeatures % 32 !== 0) throw new RangeError(`quantize: ${path} has ${m.inFeatures} input features, not a multiple of 32`);
+  for (const [path, m] of layers) {
     const q = T.noGrad(() => T.QuantizedLinear.fromLinear(m, path === "lm_head" ? FORMATS[head as QuantizationBits] : format));
     replaceModule(model, path, q);
     if (m.weight !== embedding)

@@ -7,7 +7,17 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { ClipImageProcessor, GenClipEncoder } from "@pisces/gen-clip";
-import { AutoTokenizer, causalLmLoss, type GenerateOptions, type GenerationStep, type LlamaConfigJson, LlamaForCausalLM, StaticCache } from "@pisces/llama";
+import {
+  AutoTokenizer,
+  causalLmLoss,
+  type GenerateOptions,
+  type GenerationStep,
+  type LlamaConfigJson,
+  LlamaForCausalLM,
+  type QuantizationBits,
+  quantize,
+  StaticCache,
+} from "@pisces/llama";
 import { SdxlDecoder } from "@pisces/sdxl-decoder";
 import { SiglipImageProcessor, SiglipVisionModel } from "@pisces/siglip";
 import * as T from "@pisces/tensor-cuda";
@@ -110,6 +120,8 @@ export class PiscesForConditionalGeneration extends Module {
   generation_head: PiscesProjector;
   /** Keys of config.json this implementation does not use. */
   unknownConfigKeys: string[] = [];
+  /** The LLM's weight-only quantization when loaded with `quantize`, else null. */
+  quantized: QuantizationBits | null = null;
   /** The tokenizer and image processors of the folder (set by fromPretrained). */
   processor: PiscesProcessor | null = null;
   /** Configs and tokenizer files of the folder, written back by savePretrained. */
@@ -310,8 +322,8 @@ export class PiscesForConditionalGeneration extends Module {
     const maxPositions = this.config.textConfig.maxPositionEmbeddings;
     if (L + m > maxPositions)
       throw new PiscesError(`a caption of ${L} tokens plus ${m} image vectors exceeds the LLM's ${maxPositions} positions: shorten the caption`);
-    const device = this.language_model.lm_head.weight.device;
-    const dtype = this.language_model.lm_head.weight.dtype;
+    const device = this.language_model.model.norm.weight.device; // (lm_head may be quantized: no .weight)
+    const dtype = this.language_model.model.norm.weight.dtype;
     const B = rows.length;
     const owned = new T.Owned();
     const cache = new StaticCache(this.config.textConfig, B, L + m - 1, { dtype, device });
@@ -423,7 +435,16 @@ export class PiscesForConditionalGeneration extends Module {
    * shards), the tokenizer, siglip/, gen_clip/ and decoder/ (skipped with `decoder: false`).
    * Widths are checked across parts before anything is built; loading is strict.
    */
-  static fromPretrained(dir: string, options: ModelOptions & { decoder?: boolean } = {}): PiscesForConditionalGeneration {
+  /**
+   * Loads a Pisces folder. `quantize: "int8" | "int4"` quantizes the LLM's linear layers after
+   * loading (@pisces/llama's `quantize`: weight-only GGML blocks, float32 CPU inference; the
+   * encoders, MLPs and decoder stay float). A quantized model does not train or save.
+   */
+  static fromPretrained(dir: string, options: ModelOptions & { decoder?: boolean; quantize?: QuantizationBits } = {}): PiscesForConditionalGeneration {
+    if (options.quantize !== undefined && options.quantize !== "int8" && options.quantize !== "int4")
+      throw new PiscesError(`quantize must be "int8" or "int4", got ${JSON.stringify(options.quantize)}`);
+    if (options.quantize && (options.dtype ?? "float32") !== "float32")
+      throw new PiscesError(`a quantized LLM runs in float32; dtype ${options.dtype} cannot be combined with quantize`);
     const { json, path } = T.readConfigJson(dir, "Pisces model");
     const { config, unknownKeys } = resolvePiscesConfig(json as PiscesConfigJson, path);
     for (const part of ["siglip", "gen_clip", ...(options.decoder === false ? [] : ["decoder"])])
@@ -456,6 +477,14 @@ export class PiscesForConditionalGeneration extends Module {
       const model = T.loadPretrained({ what: path, weights: source, options: load, build: (o) => new PiscesForConditionalGeneration(config, parts, o) });
       model.unknownConfigKeys = unknownKeys;
       model.language_model.model.rotary_emb.to(T.resolveLoadOptions(load).device);
+      if (options.quantize)
+        try {
+          quantize(model.language_model, options.quantize);
+          model.quantized = options.quantize;
+        } catch (e) {
+          model.dispose(); // the parts too (idempotent with the catch below)
+          throw e;
+        }
       model.folderFiles = readFolderFiles(dir);
       model.processor = PiscesProcessor.fromPretrained(dir);
       return model;
@@ -551,6 +580,10 @@ export class PiscesForConditionalGeneration extends Module {
    * in its own subfolder. Atomic: written aside, fsynced, then renamed into place.
    */
   savePretrained(dir: string): void {
+    if (this.quantized)
+      throw new PiscesError(
+        `savePretrained: this model's LLM was quantized (${this.quantized}) when loaded; saving quantized weights is not supported yet, load it without quantize to save`,
+      );
     if (!this.folderFiles.has("config.json"))
       throw new PiscesError("savePretrained: this model has no folder files (config.json, tokenizer); load it with fromPretrained");
     if (this.decoder === null)

@@ -22,6 +22,18 @@ const records: PiscesRecord[] = [
 ];
 const loss = (o: { textLoss: T.Tensor; imageLoss: T.Tensor }) => [o.textLoss.item(), o.imageLoss.item()];
 
+describe("fromPretrained with quantize", () => {
+  it("names the layer whose width does not fit GGML's blocks, and refuses other dtypes or bits", () => {
+    expect(() => PiscesForConditionalGeneration.fromPretrained(join(dir, "model"), { quantize: "int8" })).toThrow(
+      /down_proj has 48 input features, not a multiple of 32/,
+    );
+    expect(() => PiscesForConditionalGeneration.fromPretrained(join(dir, "model"), { quantize: "int2" as never })).toThrow(
+      /quantize must be "int8" or "int4", got "int2"/,
+    );
+    expect(() => PiscesForConditionalGeneration.fromPretrained(join(dir, "model"), { quantize: "int8", dtype: "bfloat16" })).toThrow(/runs in float32/);
+  });
+});
+
 describe("PiscesForConditionalGeneration", () => {
   it("left- and right-padded batches give the same losses", async () => {
     const right = await model.processor!.call(records);

@@ -69,7 +69,7 @@ export async function* imageToText(model: PiscesForConditionalGeneration, option
   }
   const owned = new T.Owned();
   try {
-    const device = model.language_model.lm_head.weight.device;
+    const device = model.language_model.model.norm.weight.device; // (lm_head may be quantized: no .weight)
     const list = rows.flatMap((r) => r.understandingImages);
     const pixels: T.Tensor[] = [];
     for (const [i, image] of list.entries()) {
