@@ -18,6 +18,14 @@ const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
 const newTokens = Number(process.env.BENCH_NEW_TOKENS ?? 32);
 T.setNumThreads(threads);
 const python = process.env.PYTHON ?? "python3";
+try {
+  execFileSync(python, ["-c", "import llama_cpp"], { stdio: "ignore" });
+} catch {
+  console.log(
+    "bench/gguf.ts: llama-cpp-python is not installed (pip install llama-cpp-python; it builds llama.cpp from source), so the quantized benchmark is skipped",
+  );
+  process.exit(0);
+}
 
 // The file: the test's fixture when present, else fetched by the reference script.
 const fixtures = join(here, "..", "test", "fixtures", "generated");

@@ -176,6 +176,45 @@ function kQuantBlocks(type: 12 | 14, rows: number, cols: number, seed: number): 
   return out;
 }
 
+// llama.cpp as the reference for the packed path, where llama-cpp-python is installed (it builds
+// from source for tens of minutes on two cores, so CI does not install it; the benchmark runs it).
+const llamaCpp = (() => {
+  try {
+    execFileSync(process.env.PYTHON ?? "python3", ["-c", "import llama_cpp"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.runIf(llamaCpp)("GGUF kept quantized against llama.cpp on the same file", () => {
+  it("the same 32 greedy tokens from three prompts", async () => {
+    const { mkdtempSync, writeFileSync: write } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { model, tokenizer } = loadGGUF(join(dir, ref.gguf));
+    const prompts = ["Write a haiku about rain.", "What is the capital of France?", "Give three tips for learning to cook."].map((content) =>
+      tokenizer.applyChatTemplate([{ role: "user", content }], { addGenerationPrompt: true, tokenize: true }),
+    );
+    const file = join(mkdtempSync(join(tmpdir(), "pisces-llama-cpp-")), "prompts.json");
+    write(file, JSON.stringify(prompts));
+    const reference = JSON.parse(
+      execFileSync(
+        process.env.PYTHON ?? "python3",
+        [join(repoRoot, "tools", "reference", "llama_cpp_bench.py"), join(dir, ref.gguf), "2", "greedy", file, "32"],
+        {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "ignore"],
+        },
+      ),
+    ).tokens as number[][];
+    for (const [i, prompt] of prompts.entries()) {
+      const out = model.generate({ inputIds: [prompt], maxNewTokens: 32, eosTokenId: null }).tolist() as number[][];
+      expect(out[0]!.slice(prompt.length), `prompt ${i}`).toEqual(reference[i]);
+    }
+    model.dispose();
+  });
+});
+
 describe("quantize(model): int8 and int4 weight-only, in memory", () => {
   // The file's weights are Q4_1 already, so int4 (Q4_1) re-quantizes them almost losslessly here;
   // int8 (Q8_0) adds its own rounding. Measured: float 36.53, int8 36.40, int4 36.47.
