@@ -22,7 +22,8 @@ with open(prompts_path) as f:
     prompts = json.load(f)
 
 L.llama_backend_init()
-L.llama_log_set(ctypes.cast(0, L.llama_log_callback), ctypes.c_void_p(0)) if hasattr(L, "llama_log_callback") else None
+_quiet = L.llama_log_callback(lambda level, text, user_data: None)  # kept referenced: llama.cpp calls it
+L.llama_log_set(_quiet, ctypes.c_void_p(0))
 mparams = L.llama_model_default_params()
 model = L.llama_model_load_from_file(path.encode(), mparams)
 vocab = L.llama_model_get_vocab(model)
@@ -32,6 +33,7 @@ cparams.n_ctx = 1024
 cparams.n_batch = 512
 cparams.n_ubatch = 512
 cparams.n_seq_max = 8
+cparams.kv_unified = True  # one cache for all sequences (else each of the 8 gets n_ctx / 8 positions)
 cparams.n_threads = threads
 cparams.n_threads_batch = threads
 ctx = L.llama_init_from_model(model, cparams)

@@ -378,7 +378,7 @@ function readRaw(file: GGUFFile, info: GGUFTensorInfo, bytes: number): Buffer {
 function readPacked(file: GGUFFile, info: GGUFTensorInfo, format: T.GgmlFormat): T.Tensor {
   const [rows, cols] = info.shape as [number, number];
   const rowBytes = T.packedRowBytes(format, cols);
-  return T.tensor(readRaw(file, info, rows * rowBytes), { shape: [rows, rowBytes], dtype: "uint8" });
+  return T.fromFile(file.path, { offset: info.offset, shape: [rows, rowBytes], dtype: "uint8" }); // straight into tensor memory
 }
 
 function readTensor(file: GGUFFile, info: GGUFTensorInfo): T.Tensor {

@@ -270,7 +270,10 @@ export class LlamaModel extends Module {
       const attnMask = mask === null && past === 0 ? "causal" : mask === null && Tn === 1 ? "none" : buildAttentionMask(mask, B, Tn, past, h.device);
       const hiddenStates: Tensor[] | undefined = input.outputHiddenStates ? [h] : undefined;
       for (const layer of this.layers) {
-        h = layer.forward(h, cos, sin, attnMask, cache, past);
+        // each layer in its own scope: its intermediates are freed as soon as it returns, so a long
+        // prompt holds one layer's activations at a time (autograd keeps what backward needs itself)
+        const input = h;
+        h = T.scope(() => layer.forward(input, cos, sin, attnMask, cache, past));
         hiddenStates?.push(h);
       }
       if (cache) cache.advance(Tn);

@@ -329,3 +329,17 @@ export function libtorchVersion(): string {
 }
 
 export { Generator, type Device };
+
+/**
+ * A CPU tensor read straight from `nbytes = numel x element size` bytes of a file at `offset`
+ * (little-endian, as safetensors and GGUF store them): no JavaScript buffer in between.
+ */
+export function fromFile(path: string, options: { offset: number; shape: Shape; dtype: DType }): Tensor {
+  const shape = [...options.shape];
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const size = { float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2, int8: 1, uint8: 1, bool: 1 }[options.dtype as string];
+  if (size === undefined) throw new TypeError(`fromFile: dtype ${options.dtype} is not supported`);
+  if (!Number.isSafeInteger(options.offset) || options.offset < 0)
+    throw new RangeError(`fromFile: offset must be a non-negative integer, got ${options.offset}`);
+  return new Tensor(native.readFile(path, options.offset, numel * size, shape, dtypeCode(options.dtype)));
+}

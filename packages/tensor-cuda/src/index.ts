@@ -8,6 +8,7 @@ export {
   cat,
   cudaDeviceCount,
   empty,
+  fromFile,
   emptyLike,
   eye,
   full,
