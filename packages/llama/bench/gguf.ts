@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as T from "@pisces/tensor-cuda";
 import { bestTime } from "../../../tools/bench/timing.js";
-import { loadGGUF } from "../src/index.js";
+import { type LlamaForCausalLM, loadGGUF } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..", "..");
@@ -51,11 +51,12 @@ const runtimeRss = process.memoryUsage().rss / 2 ** 20; // Node and libtorch, be
 const { model, tokenizer } = loadGGUF(gguf);
 const prefillIds = T.keep(T.tensor([prompts.prefill], { dtype: "int64" }));
 const prefill = () => T.noGrad(() => T.scope(() => void model.forward({ inputIds: prefillIds, logitsToKeep: 1 }).logits));
-const decodeTime = (batch: number) => {
+/** Seconds per decode step after the prompt and the first token, best of 3 after a warm-up. */
+const decodeTimeOf = (m: LlamaForCausalLM, batch: number) => {
   const start = T.tensor(prompts.decode.slice(0, batch), { dtype: "int64" });
   const run = () => {
     let t0 = 0;
-    for (const step of model.decodeSteps({ inputIds: start, maxNewTokens: newTokens, eosTokenId: null })) if (step.step === 0) t0 = performance.now();
+    for (const step of m.decodeSteps({ inputIds: start, maxNewTokens: newTokens, eosTokenId: null })) if (step.step === 0) t0 = performance.now();
     return (performance.now() - t0) / 1000 / (newTokens - 1);
   };
   run();
@@ -63,6 +64,7 @@ const decodeTime = (batch: number) => {
   start.dispose();
   return best;
 };
+const decodeTime = (batch: number) => decodeTimeOf(model, batch);
 prefill();
 
 // Three rounds alternating with llama.cpp; each side keeps its best.
@@ -97,18 +99,7 @@ const agreement = chats.map((prompt, i) => {
 
 // The dequantized float32 model's batch-1 decode in the same run, for scale.
 const float = loadGGUF(gguf, { dequantize: true }).model;
-const floatB1 = (() => {
-  const start = T.tensor(prompts.decode.slice(0, 1), { dtype: "int64" });
-  const run = () => {
-    let t0 = 0;
-    for (const step of float.decodeSteps({ inputIds: start, maxNewTokens: newTokens, eosTokenId: null })) if (step.step === 0) t0 = performance.now();
-    return (performance.now() - t0) / 1000 / (newTokens - 1);
-  };
-  run();
-  const best = Math.min(run(), run(), run());
-  start.dispose();
-  return best;
-})();
+const floatB1 = decodeTimeOf(float, 1);
 float.dispose();
 
 const packedBytes = new Set<T.Tensor>();
