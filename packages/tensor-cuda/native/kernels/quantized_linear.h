@@ -215,7 +215,7 @@ __attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* r
 #pragma GCC unroll 4
     for (int n = 0; n < NR; n++) {
       const Chunk w = decodeChunk(type, rows + n * rowBytes, c);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int m = 0; m < MR; m++) acc[n][m] = _mm256_fmadd_ps(_mm256_set1_ps(w.d * dx[m]), dot32(isUnsigned, w, q[m]), acc[n][m]);
       if (w.mn != 0.0f)
         for (int m = 0; m < MR; m++) minTerm[n][m] += w.mn * xq.sums[(m0 + m) * chunks + c];
@@ -228,6 +228,7 @@ __attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* r
 template <int NR>
 void tileRows(int type, const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* y, int64_t N) {
   int64_t m = 0;
+  for (; m + 4 <= M; m += 4) tileDot<NR, 4>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
   for (; m + 2 <= M; m += 2) tileDot<NR, 2>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
   if (m < M) tileDot<NR, 1>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
 }
