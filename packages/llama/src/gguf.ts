@@ -433,8 +433,6 @@ export function ggufConfig(file: GGUFFile): LlamaConfigJson {
   const md = file.metadata;
   const arch = md.get("general.architecture");
   if (arch !== "llama") throw new GGUFError(`${file.path}: architecture '${String(arch)}' is not supported (only 'llama')`);
-  if (file.tensors.has("rope_freqs.weight"))
-    throw new GGUFError(`${file.path}: stores rope_freqs (Llama 3.1 RoPE scaling as a tensor), which this importer does not read yet`);
   const num = (key: string, fallback?: number): number => {
     const v = md.get(`llama.${key}`);
     if (v === undefined) {
@@ -595,6 +593,7 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
   // A lazy state dict under Hugging Face keys: each tensor is dequantized (and q/k un-permuted) when loaded.
   const byKey = new Map<string, GGUFTensorInfo>();
   for (const info of file.tensors.values()) {
+    if (info.name === "rope_freqs.weight") continue; // Llama 3.1's RoPE scaling as a tensor: applied below
     const key = hfKey(info.name);
     if (key === null) throw new GGUFError(`${path}: unexpected tensor '${info.name}' for a llama model`);
     byKey.set(key, info);
@@ -661,6 +660,29 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
   } catch (e) {
     for (const p of packed.values()) p.tensor.dispose();
     throw e;
+  }
+  const ropeFreqs = file.tensors.get("rope_freqs.weight");
+  if (ropeFreqs) {
+    // llama.cpp divides each rotary frequency by its factor (ggml_rope_ext's freq_factors); the
+    // converter writes factors that turn the plain frequencies into Llama 3.1's scaled ones.
+    const half = config.headDim / 2;
+    if (ropeFreqs.shape.length !== 1 || ropeFreqs.shape[0] !== half || ropeFreqs.type !== 0) {
+      model.dispose();
+      throw new GGUFError(`${path}: rope_freqs.weight must be F32 [${half}] (head_dim / 2), got type ${ropeFreqs.type} [${ropeFreqs.shape.join(", ")}]`);
+    }
+    const factors = readTensor(file, ropeFreqs);
+    try {
+      if (!(T.scope(() => factors.min().item()) > 0)) {
+        model.dispose();
+        throw new GGUFError(`${path}: rope_freqs.weight holds a factor <= 0 (or NaN)`);
+      }
+      const rotary = model.model.rotary_emb;
+      const plain = rotary.inv_freq;
+      rotary.inv_freq = T.keep(plain.div(factors));
+      plain.dispose();
+    } finally {
+      factors.dispose();
+    }
   }
   model.model.rotary_emb.to(device);
   return { model, tokenizer, config: json };

@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as T from "@pisces/tensor-cuda";
-import { type ChatMessage, dequantize, GGUFError, type LlamaForCausalLM, loadGGUF, quantize, readGGUF, StaticCache } from "../src/index.js";
+import { type ChatMessage, dequantize, GGUFError, type LlamaForCausalLM, loadGGUF, quantize, readGGUF, resolveLlamaConfig, StaticCache } from "../src/index.js";
+import { ropeInverseFrequencies } from "../src/model.js";
 import { tinyLlamaGguf } from "../../../tools/test-support/gguf-writer.js";
 import { fixtures, generateOnce, repoRoot } from "./helpers.js";
 
@@ -333,5 +334,43 @@ describe("GGUF with K-quants (Q4_K, Q6_K)", () => {
     });
     packed.model.dispose();
     float.model.dispose();
+  });
+});
+
+describe("GGUF with rope_freqs (Llama 3.1's RoPE scaling stored as a tensor)", () => {
+  it("divides the rotary frequencies by the stored factors: the llama3-scaled frequencies come back", async () => {
+    const { mkdtempSync, writeFileSync: write } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const rope = { rope_theta: 500000, head_dim: 4, hidden_size: 8, num_attention_heads: 2, intermediate_size: 16, vocab_size: 8, num_hidden_layers: 1 };
+    const plain = T.scope(() => ropeInverseFrequencies(resolveLlamaConfig(rope).config).toArray() as Float32Array);
+    const scaled = T.scope(
+      () =>
+        ropeInverseFrequencies(
+          resolveLlamaConfig({
+            ...rope,
+            rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+          }).config,
+        ).toArray() as Float32Array,
+    );
+    const factors = Float32Array.from(plain, (p, i) => p / scaled[i]!); // what llama.cpp's converter stores
+    expect(factors[1]).toBeGreaterThan(1.5); // the slow frequency is scaled, so the test can tell
+    const dir = mkdtempSync(join(tmpdir(), "pisces-rope-freqs-"));
+    const file = (name: string, data: Float32Array) => {
+      const path = join(dir, name);
+      write(
+        path,
+        tinyLlamaGguf((m, tensors) => {
+          m.set("llama.rope.freq_base", { type: "f32", value: 500000 });
+          tensors.push({ name: "rope_freqs.weight", shape: [data.length], data });
+        }),
+      );
+      return path;
+    };
+    const { model } = loadGGUF(file("ok.gguf", factors));
+    const got = model.model.rotary_emb.inv_freq.toArray() as Float32Array;
+    for (let i = 0; i < 2; i++) expect(Math.abs(got[i]! - scaled[i]!) / scaled[i]!).toBeLessThan(1e-6);
+    model.dispose();
+    expect(() => loadGGUF(file("short.gguf", new Float32Array([1])))).toThrow(/rope_freqs.weight must be F32 \[2\] \(head_dim \/ 2\), got type 0 \[1\]/);
+    expect(() => loadGGUF(file("zero.gguf", new Float32Array([1, 0])))).toThrow(/rope_freqs.weight holds a factor <= 0/);
   });
 });
