@@ -599,6 +599,14 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
     byKey.set(key, info);
   }
   const rotaryHeads = (k: string) => (k.endsWith("q_proj.weight") ? config.numAttentionHeads : k.endsWith("k_proj.weight") ? config.numKeyValueHeads : 0);
+  /** q/k rows back in Hugging Face's order (float or packed: whole rows move); other weights as they are. */
+  const inHfOrder = (k: string, t: T.Tensor): T.Tensor => {
+    const heads = rotaryHeads(k);
+    if (!heads) return t;
+    const fixed = unpermuteRotary(t, heads);
+    t.dispose();
+    return fixed;
+  };
   // The weights that stay packed, read now (q/k rows un-permuted: whole rows of blocks move).
   const packed = new Map<string, { tensor: T.Tensor; format: T.GgmlFormat; shape: number[] }>();
   if (!dequantizeAll)
@@ -609,13 +617,7 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
         for (const p of packed.values()) p.tensor.dispose();
         throw new GGUFError(`${path}: quantized weights stay packed for float32 inference; for dtype ${dtype} pass { dequantize: true }`);
       }
-      let t = readPacked(file, info, format);
-      const heads = rotaryHeads(k);
-      if (heads) {
-        const fixed = unpermuteRotary(t, heads);
-        t.dispose();
-        t = fixed;
-      }
+      let t = inHfOrder(k, readPacked(file, info, format));
       if (device !== "cpu") {
         const moved = t.to(device);
         t.dispose();
@@ -629,14 +631,7 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
   const weights = {
     keys: () => keys,
     shapeOf: (k: string) => byKey.get(k)!.shape.slice(),
-    get: (k: string) => {
-      const t = readTensor(file, byKey.get(k)!);
-      const heads = rotaryHeads(k);
-      if (!heads) return t;
-      const fixed = unpermuteRotary(t, heads);
-      t.dispose();
-      return fixed;
-    },
+    get: (k: string) => inHfOrder(k, readTensor(file, byKey.get(k)!)),
   };
   const source = embed && config.tieWordEmbeddings ? weights : withTiedLmHead(weights, config.tieWordEmbeddings);
   let model: LlamaForCausalLM;

@@ -611,6 +611,16 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   });
 }
 
+// Runs f; a std::invalid_argument from a kernel's argument checks becomes an argument error naming `op`.
+template <class F>
+auto withOpName(const char* op, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::invalid_argument& e) {
+    throw JsArgError(std::string(op) + ": " + e.what());
+  }
+}
+
 // quantizedLinear(x, packed, type, b?, mode): x (..., K) times a weight kept in GGML blocks
 // (kernels/quantized_linear.h). auto: the fused kernel for 1-16 float32 CPU rows without autograd,
 // else dequantize and at::linear; aten: the ATen-operator dequantization and at::linear (the
@@ -627,11 +637,7 @@ napi_value QuantizedLinear(napi_env env, napi_callback_info info) {
     if (x.dim() < 1 || x.numel() == 0) throw JsArgError("quantizedLinear: the input must be a non-empty tensor (..., in_features)");
     if (!at::isFloatingType(x.scalar_type())) throw JsArgError("quantizedLinear: the input must be a floating-point tensor");
     const int64_t K = x.size(-1);
-    try {
-      pisces::quant::checkPacked(q, type, K);
-    } catch (const std::invalid_argument& e) {
-      throw JsArgError(std::string("quantizedLinear: ") + e.what());
-    }
+    withOpName("quantizedLinear", [&] { return pisces::quant::checkPacked(q, type, K); });
     if (q.dim() != 2) throw JsArgError("quantizedLinear: the packed weight must be 2-d (out_features, row bytes)");
     if (b && (b->dim() != 1 || b->size(0) != q.size(0))) throw JsArgError("quantizedLinear: the bias must be 1-d of out_features " + std::to_string(q.size(0)));
     if (x.device() != q.device()) throw JsArgError("quantizedLinear: the input and the packed weight are on different devices");
@@ -658,12 +664,8 @@ napi_value DequantizeGgml(napi_env env, napi_callback_info info) {
     const int64_t type = toInt(env, a.argv[1]);
     const int64_t K = toInt(env, a.argv[2]);
     const int64_t mode = a.argc > 3 && !isNullish(env, a.argv[3]) ? toInt(env, a.argv[3]) : 0;
-    try {
-      if (mode == pisces::kKernelAten || !q.device().is_cpu()) return wrapTensor(env, pisces::quant::dequantizeAten(q, type, K));
-      return wrapTensor(env, pisces::quant::dequantize(q, type, K));
-    } catch (const std::invalid_argument& e) {
-      throw JsArgError(std::string("dequantizeGgml: ") + e.what());
-    }
+    const bool aten = mode == pisces::kKernelAten || !q.device().is_cpu();
+    return wrapTensor(env, withOpName("dequantizeGgml", [&] { return aten ? pisces::quant::dequantizeAten(q, type, K) : pisces::quant::dequantize(q, type, K); }));
   });
 }
 
@@ -673,11 +675,7 @@ napi_value QuantizeGgml(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     const at::Tensor& w = tensorOf(env, a.argv[0]);
     const int64_t type = toInt(env, a.argv[1]);
-    try {
-      return wrapTensor(env, pisces::quant::quantize(w, type));
-    } catch (const std::invalid_argument& e) {
-      throw JsArgError(std::string("quantizeGgml: ") + e.what());
-    }
+    return wrapTensor(env, withOpName("quantizeGgml", [&] { return pisces::quant::quantize(w, type); }));
   });
 }
 

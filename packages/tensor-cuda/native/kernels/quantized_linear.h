@@ -306,8 +306,8 @@ inline void dequantizeChunkScalar(int type, const uint8_t* row, int64_t c, float
 }
 
 // Dequantizes rows of packed blocks to float32: (..., rowBytes) -> (..., K). AVX2 where the CPU has
-// it, the scalar loop otherwise; on CUDA the bytes go to the CPU and the floats come back.
-inline at::Tensor dequantize(const at::Tensor& packed, int64_t type, int64_t K) {
+// it (and `vector`), the scalar loop otherwise; on CUDA the bytes go to the CPU and the floats come back.
+inline at::Tensor dequantize(const at::Tensor& packed, int64_t type, int64_t K, bool vector = true) {
   checkPacked(packed, type, K);
   const at::Tensor q = packed.device().is_cpu() ? packed.contiguous() : packed.to(at::kCPU).contiguous();
   const int64_t rows = q.numel() / q.size(-1), chunks = K / 32, rowBytes = q.size(-1);
@@ -317,27 +317,15 @@ inline at::Tensor dequantize(const at::Tensor& packed, int64_t type, int64_t K) 
   const uint8_t* src = q.const_data_ptr<uint8_t>();
   float* dst = out.mutable_data_ptr<float>();
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  const bool useAvx2 = vector && avx2;
   at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++)
       for (int64_t c = 0; c < chunks; c++) {
-        if (avx2) dequantizeChunkAvx2(static_cast<int>(type), src + r * rowBytes, c, dst + r * K + c * 32);
+        if (useAvx2) dequantizeChunkAvx2(static_cast<int>(type), src + r * rowBytes, c, dst + r * K + c * 32);
         else dequantizeChunkScalar(static_cast<int>(type), src + r * rowBytes, c, dst + r * K + c * 32);
       }
   });
   return packed.device().is_cpu() ? out : out.to(packed.device());
-}
-
-/** @internal the scalar loop alone, for the parity test of the AVX2 one. */
-inline at::Tensor dequantizeScalar(const at::Tensor& packed, int64_t type, int64_t K) {
-  checkPacked(packed, type, K);
-  const at::Tensor q = packed.to(at::kCPU).contiguous();
-  const int64_t rows = q.numel() / q.size(-1), chunks = K / 32, rowBytes = q.size(-1);
-  std::vector<int64_t> shape(q.sizes().begin(), q.sizes().end());
-  shape.back() = K;
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < chunks; c++) dequantizeChunkScalar(static_cast<int>(type), q.const_data_ptr<uint8_t>() + r * rowBytes, c, out.mutable_data_ptr<float>() + r * K + c * 32);
-  return out;
 }
 
 // The same dequantization written with ATen operators (any device, any float dtype): the reference
@@ -345,7 +333,7 @@ inline at::Tensor dequantizeScalar(const at::Tensor& packed, int64_t type, int64
 inline at::Tensor dequantizeAten(const at::Tensor& packed, int64_t type, int64_t K, at::ScalarType dtype = at::kFloat) {
   const Format& f = checkPacked(packed, type, K);
   // K-quants: the scalar loop (tested against gguf-py) is their reference
-  if (type == 12 || type == 14) return dequantizeScalar(packed, type, K).to(packed.device()).to(dtype);
+  if (type == 12 || type == 14) return dequantize(packed, type, K, /*vector=*/false).to(dtype);
   const int64_t rows = packed.numel() / packed.size(-1), blocks = K / f.blockValues;
   const at::Tensor q = packed.reshape({rows, blocks, f.blockBytes});
   auto field = [&](int64_t start, int64_t length) { return q.narrow(-1, start, length).contiguous(); };
