@@ -7,7 +7,7 @@
 // stage (minutes, for CI), `--scale full` the budgets below. A finished stage (its final/ folder
 // exists) is skipped; an interrupted one resumes from its last checkpoint.
 //   npx tsx --conditions=@pisces/source recipes/shapes-tiny/run.ts WORK_DIR [--scale smoke|full] [--only STAGE]
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -35,7 +35,7 @@ export const BUDGETS = {
   full: {
     trainScenes: 20_000,
     heldoutScenes: 500,
-    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 4000, stage1: 4000, stage2: 2000, stage3: 2000 },
+    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 2400, stage1: 2000, stage2: 1000, stage3: 1000 },
     batch: 32,
   },
 } as const;
@@ -160,7 +160,7 @@ function assemble(work: string, stage: Stage, log: (m: string) => void): void {
         genClip: join(runs, "gen_clip", "final"),
         decoder: join(runs, "decoder", "final", "decoder"),
       },
-      { seed: 0, config: { generation_pool_kernel: 1, generation_prompt: GENERATION_PROMPT, captioning_prompt: CAPTIONING_PROMPT } },
+      { seed: 0, config: PISCES_CONFIG },
     );
     try {
       model.savePretrained(join(work, "pisces-init"));
@@ -170,6 +170,20 @@ function assemble(work: string, stage: Stage, log: (m: string) => void): void {
     log(`assembled ${join(work, "pisces-init")}`);
   }
 }
+
+/**
+ * The Pisces options of the tiny model: 64 vectors (an 8 x 8 grid, no pooling), the world's prompts,
+ * targets normalised per dimension, and Gaussian noise (std 0.5 of a normalised target) on the
+ * teacher-forced input vectors, so the LLM leans on the caption rather than copying its previous
+ * vector: the feasibility study's free-running rollout drifted far from teacher forcing.
+ */
+export const PISCES_CONFIG = {
+  generation_pool_kernel: 1,
+  generation_prompt: GENERATION_PROMPT,
+  captioning_prompt: CAPTIONING_PROMPT,
+  generation_target_normalization: true,
+  generation_input_noise_std: 0.5,
+};
 
 const TRAINERS = { gen_clip: trainGenClip, siglip: trainSiglip, vae: trainVae, decoder: trainDecoder, pisces: trainPisces } as const;
 
@@ -211,7 +225,28 @@ export async function runRecipe(work: string, options: { scale?: Scale; only?: S
     }
     log(`${stage}: finished in ${((performance.now() - started) / 1000).toFixed(0)} s (${last?.type === "done" ? last.dir : "?"})`);
   }
-  return join(work, "runs", "stage3", "final");
+  return finish(work, log);
+}
+
+/**
+ * The finished model, WORK/model: stage 3's Pisces with the trained decoder (UNet, VAE, scheduler)
+ * in its decoder/ folder. The Pisces stages never run the decoder, so stage 1 may start from a
+ * folder whose decoder is still training; this puts the trained one in place either way.
+ */
+export function finish(work: string, log: (m: string) => void = () => {}): string {
+  const stage3 = join(work, "runs", "stage3", "final");
+  const decoder = join(work, "runs", "decoder", "final", "decoder");
+  for (const dir of [stage3, decoder]) if (!existsSync(dir)) throw new Error(`${dir} does not exist: train its stage first (run.ts ${work} --only ...)`);
+  const out = join(work, "model");
+  const tmp = `${out}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  cpSync(stage3, tmp, { recursive: true });
+  rmSync(join(tmp, "decoder"), { recursive: true, force: true });
+  cpSync(decoder, join(tmp, "decoder"), { recursive: true });
+  rmSync(out, { recursive: true, force: true });
+  renameSync(tmp, out);
+  log(`model: ${out} (stage 3 + the trained decoder)`);
+  return out;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {

@@ -11,6 +11,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createInterface } from "node:readline";
 import { PiscesForConditionalGeneration, type PiscesMessage } from "@pisces/model";
+import { modelPath as shippedModel } from "@pisces/pisces-shapes-tiny";
 import { imageToText, type SchedulerName, textToImage } from "@pisces/sampler";
 import { SdxlDecoder } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
@@ -48,7 +49,7 @@ const size = (v: string) => {
   return { width: Number(m[1]), height: Number(m[2]) };
 };
 
-/** The model folder: --model, else $PISCES_MODEL, else the shipped shapes model when installed. */
+/** The model folder: --model, else $PISCES_MODEL, else the shipped shapes model (@pisces/pisces-shapes-tiny). */
 function modelDir(option: string | undefined): string {
   const dir = option ?? process.env.PISCES_MODEL;
   if (dir) {
@@ -56,14 +57,9 @@ function modelDir(option: string | undefined): string {
       throw new CliError(`${dir} is not a Pisces folder (no config.json): pass --model with a folder in the @pisces/model layout`);
     return resolve(dir);
   }
-  try {
-    const pkg = createRequire(import.meta.url).resolve("@pisces/pisces-shapes-tiny/package.json");
-    return join(dirname(pkg), "model");
-  } catch {
-    throw new CliError(
-      "no model: pass --model DIR (a folder in the @pisces/model layout) or set PISCES_MODEL; the shipped shapes model (@pisces/pisces-shapes-tiny) is not released yet",
-    );
-  }
+  if (!existsSync(join(shippedModel, "config.json")))
+    throw new CliError(`the shipped shapes model is missing (${shippedModel} has no config.json): reinstall @pisces/pisces-shapes-tiny, or pass --model DIR`);
+  return shippedModel;
 }
 
 function loadModel(option: string | undefined): PiscesForConditionalGeneration {

@@ -12,9 +12,14 @@ import {
   type RgbImage,
   scoreCaptions,
   scoreGeneval,
+  randomScene,
+  SPLIT_SEED,
+  sceneMatches,
+  detect,
   scoreVqa,
   type VqaScores,
 } from "@pisces/shapes";
+import * as T from "@pisces/tensor-cuda";
 import sharp from "sharp";
 
 export async function pngToRgb(png: Buffer): Promise<RgbImage> {
@@ -69,4 +74,37 @@ export async function evalVqa(
   const scenes = seeds.map((s) => items.find((i) => i.seed === s)!.scene);
   const captions = await describeImages(model, { images: seeds.map((s) => pngOf.get(s)!), maxNewTokens: 64 });
   return { scores: scoreVqa(items, answers), blind: scoreVqa(items, blindAnswers(items)), captionExactMatch: scoreCaptions(scenes, captions) };
+}
+
+/**
+ * The decoder's ceiling: held-out scenes encoded by the model's own gen-CLIP (the true 64 vectors,
+ * no LLM) and decoded; the share whose detected objects equal the scene's (every shape, colour and
+ * centre within 2 px). Everything generated lives under this figure.
+ */
+export async function evalDecoderCeiling(
+  model: PiscesForConditionalGeneration,
+  o: { scenes?: number; steps?: number; guidanceScale?: number; batchSize?: number; onScene?: (done: number, of: number) => void } = {},
+): Promise<{ exact: number; scenes: number }> {
+  const decoder = model.decoder;
+  const processor = model.processor;
+  if (!decoder || !processor) throw new Error("the decoder ceiling needs a model with its decoder and processor (load it with fromPretrained)");
+  const n = o.scenes ?? 100;
+  const batch = o.batchSize ?? 8;
+  let exact = 0;
+  for (let start = 0; start < n; start += batch) {
+    const scenes = Array.from({ length: Math.min(batch, n - start) }, (_, i) => randomScene(SPLIT_SEED.heldout + start + i));
+    const pngs = await Promise.all(scenes.map(encodePng));
+    const { pixelValues } = await processor.genClipProcessor.preprocess(pngs);
+    let cond: T.Tensor | null = null;
+    try {
+      cond = T.noGrad(() => model.generationTargets(pixelValues)); // (B, 64, D)
+      const { png } = await decoder.decode(cond, { steps: o.steps ?? 30, guidanceScale: o.guidanceScale ?? 3, seed: 42 + start });
+      for (const [i, p] of png.entries()) if (sceneMatches(detect(await pngToRgb(p)), scenes[i]!)) exact++;
+    } finally {
+      cond?.dispose();
+      pixelValues.dispose();
+    }
+    o.onScene?.(start + scenes.length, n);
+  }
+  return { exact: exact / n, scenes: n };
 }

@@ -1,6 +1,6 @@
-// The `pisces` command as a subprocess, on the tiny random Pisces of the reference fixtures (until
-// the shipped shapes model exists): every command, usage and runtime errors, and an interrupted
-// generate that leaves no partial file.
+// The `pisces` command as a subprocess, on the tiny random Pisces of the reference fixtures (and
+// once on the shipped shapes model, its default): every command, usage and runtime errors, and an
+// interrupted generate that leaves no partial file.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -90,10 +90,18 @@ describe("pisces", () => {
     expect(r.err).toMatch(/nope\.png: no such file/);
   });
 
-  it("without a model it says how to give one", async () => {
-    const r = await pisces(["caption", image]);
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/no model: pass --model DIR/);
+  it("without --model it runs the shipped shapes model (the README's first command); a folder that is not a Pisces folder is a clear error", async () => {
+    const bad = await pisces(["caption", image, "--model", work]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/is not a Pisces folder \(no config\.json\): pass --model/);
+    const out = join(work, "shipped.png");
+    const r = await pisces(["generate", "a red circle", "-o", out, "--steps", "4", "--seed", "1"]);
+    expect(r.code, r.err).toBe(0);
+    const meta = await sharp(out).metadata();
+    expect([meta.width, meta.height]).toEqual([64, 64]); // the shapes world's canvas
+    const info = await pisces(["info", "--json"]);
+    expect(info.code, info.err).toBe(0);
+    expect(JSON.parse(info.out).dir).toMatch(/pisces-shapes-tiny[/\\]model$/);
   });
 
   it("info lists the parts with parameters and dtypes", async () => {

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-// pisces-server --model DIR [--port 8000] [--host 127.0.0.1] [--max-queue 4]
+// pisces-server [--model DIR] [--port 8000] [--host 127.0.0.1] [--max-queue 4]
+// The model: --model, else $PISCES_MODEL, else the shipped shapes model (@pisces/pisces-shapes-tiny).
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { modelPath as shippedModel } from "@pisces/pisces-shapes-tiny";
 import { createServer } from "./server.js";
 
-const usage = "usage: pisces-server --model DIR [--port 8000] [--host 127.0.0.1] [--max-queue 4]\n";
+const usage = "usage: pisces-server [--model DIR] [--port 8000] [--host 127.0.0.1] [--max-queue 4]\n";
 let values: { model?: string; port?: string; host?: string; "max-queue"?: string };
 try {
   ({ values } = parseArgs({
@@ -18,10 +22,14 @@ try {
   process.stderr.write(`pisces-server: ${(e as Error).message}\n${usage}`);
   process.exit(2);
 }
-const model = values.model ?? process.env.PISCES_MODEL;
+const model = values.model ?? process.env.PISCES_MODEL ?? shippedModel;
 const port = Number(values.port);
-if (!model || !Number.isInteger(port) || port < 0 || port > 65535) {
-  process.stderr.write(usage);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`pisces-server: --port must be an integer from 0 to 65535, got ${values.port}\n${usage}`);
+  process.exit(2);
+}
+if (!existsSync(join(model, "config.json"))) {
+  process.stderr.write(`pisces-server: ${model} is not a Pisces folder (no config.json): pass --model with a folder in the @pisces/model layout\n`);
   process.exit(2);
 }
 const server = createServer({ model, maxQueue: Number(values["max-queue"]) });
