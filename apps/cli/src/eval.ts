@@ -12,7 +12,10 @@ import {
   type RgbImage,
   scoreCaptions,
   scoreGeneval,
+  detailedCaption,
+  Random,
   randomScene,
+  shortCaption,
   SPLIT_SEED,
   sceneMatches,
   detect,
@@ -107,4 +110,45 @@ export async function evalDecoderCeiling(
     o.onScene?.(start + scenes.length, n);
   }
   return { exact: exact / n, scenes: n };
+}
+
+/**
+ * How far the free-running 64 vectors drift from teacher forcing, on held-out scenes: the mean
+ * squared error against the scene's true gen-CLIP vectors of (a) the vectors predicted with the
+ * true previous vectors as input (teacher forcing, as in training) and (b) the vectors the model
+ * rolls out on its own (as at inference, no guidance), each divided by the targets' variance
+ * (1 = no better than predicting the mean vector).
+ */
+export async function evalRollout(
+  model: PiscesForConditionalGeneration,
+  o: { scenes?: number; captions?: "short" | "detailed" } = {},
+): Promise<{ teacherForced: number; freeRunning: number; scenes: number }> {
+  const processor = model.processor;
+  if (!processor) throw new Error("the rollout evaluation needs a model with its processor (load it with fromPretrained)");
+  const n = o.scenes ?? 32;
+  const scenes = Array.from({ length: n }, (_, i) => randomScene(SPLIT_SEED.heldout + i));
+  const captions = scenes.map((s, i) => (o.captions === "detailed" ? detailedCaption(s) : shortCaption(s, new Random(SPLIT_SEED.heldout + i))));
+  const pngs = await Promise.all(scenes.map(encodePng));
+  const batch = await processor.call(scenes.map((_, i) => ({ task: "generation" as const, caption: captions[i]!, image: pngs[i]! })));
+  try {
+    return T.noGrad(() =>
+      T.scope(() => {
+        const targets = model.generationTargets(batch.generationPixelValues!).to("float32"); // (n, 64, D)
+        const variance = targets
+          .sub(targets.mean([0, 1], { keepdim: true }))
+          .pow(2)
+          .mean()
+          .item();
+        const forced = model.forward(batch).imageEmbeddings!;
+        const free = model.generateImageEmbeddings({ captions, guidanceScale: 1 }).conditional.to("float32");
+        return {
+          teacherForced: forced.sub(targets).pow(2).mean().item() / variance,
+          freeRunning: free.sub(targets).pow(2).mean().item() / variance,
+          scenes: n,
+        };
+      }),
+    );
+  } finally {
+    for (const t of Object.values(batch)) if (t instanceof T.Tensor) t.dispose();
+  }
 }

@@ -1,13 +1,14 @@
-// The web page in a real Chromium (Debian's, driven by playwright-core): it loads without console
-// errors, a prompt becomes an image, an uploaded image gets an answer. Screenshots go to
-// test/screenshots/ (ignored by git; the README's are copied from there).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+// The web page in a real Chromium (Debian's, driven by playwright-core), on the shipped shapes
+// model: it loads without console errors, a prompt becomes an image, an uploaded scene gets an
+// answer. Screenshots go to test/screenshots/ (ignored by git; the README's are copied from there).
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { piscesReference } from "../../../tools/test-support/pisces-fixtures.js";
+import { modelPath } from "@pisces/pisces-shapes-tiny";
+import { encodePng, randomScene, SPLIT_SEED } from "@pisces/shapes";
 import { createServer, type PiscesServer } from "../src/index.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -29,9 +30,9 @@ describe.runIf(!available)("the page without a browser", () => {
 
 describe.runIf(available)("the web page in Chromium", () => {
   beforeAll(async () => {
-    const ref = piscesReference("tied_k2");
-    image = join(ref, "image0.png");
-    server = createServer({ model: join(ref, "model") });
+    image = join(profile, "scene.png"); // a held-out scene of the shapes world
+    writeFileSync(image, await encodePng(randomScene(SPLIT_SEED.heldout + 3)));
+    server = createServer({ model: modelPath });
     await server.app.listen({ port: 0, host: "127.0.0.1" });
     await server.modelReady;
     base = `http://127.0.0.1:${(server.app.server.address() as { port: number }).port}`;
@@ -65,7 +66,7 @@ describe.runIf(available)("the web page in Chromium", () => {
     });
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(`${base}/`);
-    await page.fill("#prompt", "a red circle");
+    await page.fill("#prompt", "a red circle to the left of a blue square");
     await page.click("#generate");
     await page.waitForFunction("document.getElementById('stage')?.textContent === 'done'", null, { timeout: 60_000 });
     const src = await page.getAttribute("#image", "src");
@@ -73,7 +74,7 @@ describe.runIf(available)("the web page in Chromium", () => {
     await page.screenshot({ path: join(shots, "generate.png") });
     await page.setInputFiles("#file", image);
     await page.waitForFunction("document.getElementById('preview').src.startsWith('data:')");
-    await page.fill("#question", "what color is the circle?");
+    await page.fill("#question", "how many objects are there?");
     await page.click("#ask");
     await page.waitForFunction("(document.getElementById('answer')?.textContent ?? '').length > 0", null, { timeout: 60_000 });
     await page.screenshot({ path: join(shots, "ask.png") });
