@@ -30,6 +30,12 @@ export interface PiscesConfigJson {
   /** Training options, off by default: a cosine term beside the MSE, Gaussian noise on teacher-forced inputs. */
   image_cosine_loss_weight?: number;
   generation_input_noise_std?: number;
+  /**
+   * Parallel scheduled sampling (training only, off by default): the share of teacher-forced input
+   * vectors replaced by the model's own predictions of them from a first, gradient-free pass, so
+   * the LLM learns to continue from its own (imperfect) vectors as it must at inference.
+   */
+  generation_scheduled_sampling?: number;
   /** Normalise the generation targets per dimension with statistics stored in model.safetensors (generation_target_mean / _std). */
   generation_target_normalization?: boolean;
   /** Predict the caption of generation samples too (off by default, as the paper). */
@@ -52,6 +58,7 @@ export interface PiscesConfig {
   readonly imageLossWeight: number;
   readonly imageCosineLossWeight: number;
   readonly generationInputNoiseStd: number;
+  readonly generationScheduledSampling: number;
   readonly generationCaptionLoss: boolean;
   readonly generationTargetNormalization: boolean;
   readonly generationPrompt: string;
@@ -103,6 +110,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
   const imageLossWeight = weight("image_loss_weight", 1);
   const imageCosineLossWeight = weight("image_cosine_loss_weight", 0);
   const generationInputNoiseStd = weight("generation_input_noise_std", 0);
+  const generationScheduledSampling = r.number("generation_scheduled_sampling", 0, { min: 0, max: 1 });
   const generationCaptionLoss = r.bool("generation_caption_loss", false);
   const generationTargetNormalization = r.bool("generation_target_normalization", false);
   const generationPrompt = r.string("generation_prompt", GENERATION_PROMPT);
@@ -129,6 +137,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
       imageLossWeight,
       imageCosineLossWeight,
       generationInputNoiseStd,
+      generationScheduledSampling,
       generationCaptionLoss,
       generationTargetNormalization,
       generationPrompt,

@@ -260,6 +260,32 @@ export class PiscesForConditionalGeneration extends Module {
   }
 
   /**
+   * The teacher-forced input vectors under parallel scheduled sampling (generation_scheduled_sampling
+   * = p > 0, training): a gradient-free first pass predicts every vector from the true previous ones,
+   * and each input vector is replaced by that prediction with probability p (drawn from the noise
+   * generator). The targets of the loss stay the true vectors. Otherwise the targets themselves.
+   */
+  private scheduledSamplingInputs(input: ForwardInput, targets: Tensor | null, und: number[], gen: number[]): Tensor | null {
+    const p = this.config.generationScheduledSampling;
+    if (!targets || p <= 0 || !gen.length) return targets;
+    return T.noGrad(() =>
+      T.scope(() => {
+        const [B, Tn] = input.inputIds.shape as [number, number];
+        const e = this.spliceEmbeddings(input, targets, und, gen);
+        const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
+        const predicting = T.tensor(
+          gen.map((g) => g - 1),
+          { dtype: "int64", device: h.device },
+        );
+        const pred = this.generation_head.forward(h.reshape([B * Tn, h.size(2)]).indexSelect(0, predicting)).to(targets.dtype); // (M, D)
+        const flat = targets.reshape([-1, targets.size(2)]);
+        const replace = T.rand([flat.size(0), 1], { dtype: "float32", device: flat.device, generator: input.noiseGenerator }).lt(p);
+        return T.where(replace, pred, flat).reshape(targets.shape);
+      }),
+    );
+  }
+
+  /**
    * Losses of a batch mixing understanding and generation samples (left- or right-padded).
    * Gradients reach the LLM and the three MLPs only: the encoders run under no-grad.
    */
@@ -270,7 +296,7 @@ export class PiscesForConditionalGeneration extends Module {
       const [B, Tn] = input.inputIds.shape as [number, number];
       const und = places(input.understandingMask, "understandingMask", B, Tn);
       const gen = places(input.generationMask, "generationMask", B, Tn); // read once: the masks live on the device
-      const e = this.spliceEmbeddings(input, targets, und, gen);
+      const e = this.spliceEmbeddings(input, this.training ? this.scheduledSamplingInputs(input, targets, und, gen) : targets, und, gen);
       const C = e.size(2);
       const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
       const logits = this.language_model.lm_head.forward(h);

@@ -88,6 +88,34 @@ describe("PiscesForConditionalGeneration", () => {
     }
   });
 
+  it("parallel scheduled sampling: p = 1 feeds the first pass's own predictions back (train mode only); the loss targets stay the true vectors", async () => {
+    const batch = await model.processor!.call(records);
+    const plain = T.noGrad(() => model.forward(batch).loss.item());
+    const cfg = model as unknown as { config: { generationScheduledSampling: number } };
+    const saved = cfg.config.generationScheduledSampling;
+    try {
+      cfg.config.generationScheduledSampling = 1;
+      expect(T.noGrad(() => model.forward(batch).loss.item())).toBe(plain); // eval mode: the true vectors
+      // by hand: predictions of every vector from the true previous ones, then a second pass fed those
+      const targets = model.generationTargets(batch.generationPixelValues!);
+      const first = T.noGrad(() => model.forward({ ...batch, generationPixelValues: null, generationTargets: targets }));
+      const fed = first.imageEmbeddings!; // gen-CLIP space, what the second pass must be fed
+      const manual = T.noGrad(() => model.forward({ ...batch, generationPixelValues: null, generationTargets: fed }));
+      model.train();
+      const got = T.noGrad(() => model.forward({ ...batch, noiseGenerator: new T.Generator({ seed: 3 }) }));
+      // the second pass saw the first pass's vectors: the same predictions as the manual second pass
+      expect(got.imageEmbeddings!.sub(manual.imageEmbeddings!).abs().max().item()).toBeLessThan(1e-5);
+      // and the loss compares them with the true vectors, not with what was fed
+      const mse = T.noGrad(() => T.mseLoss(model.normalizeTargets(got.imageEmbeddings!), model.normalizeTargets(targets)).item());
+      expect(got.imageLoss.item()).toBeCloseTo(mse, 5);
+      expect(got.imageLoss.item()).not.toBeCloseTo(manual.imageLoss.item(), 4);
+      expect(got.textLoss.item()).toBeCloseTo(manual.textLoss.item(), 5);
+    } finally {
+      cfg.config.generationScheduledSampling = saved;
+      model.eval();
+    }
+  });
+
   it("a batch without generation samples has imageLoss 0; one without labels has textLoss 0", async () => {
     const und = await model.processor!.call([records[0]!]);
     const out = T.noGrad(() => model.forward(und));
