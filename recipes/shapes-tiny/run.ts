@@ -62,6 +62,13 @@ export async function writeData(work: string, scale: Scale): Promise<void> {
   writeFileSync(join(dir, "complete"), "");
 }
 
+/**
+ * Stages 2 and 3 train with parallel scheduled sampling: half the teacher-forced input vectors are
+ * the model's own predictions of them (a probe from stage 1's step 1,500: free-running error 0.80
+ * of the targets' variance after 250 such steps, against 0.82 after 500 plain ones).
+ */
+const SCHEDULED_SAMPLING = 0.5;
+
 function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
   const b = BUDGETS[scale];
   const data = (...names: string[]) => names.map((n) => ({ manifest: join(work, "data", `train-${n}.jsonl`) }));
@@ -118,6 +125,7 @@ function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
         data: data("gen-detailed", "caption"),
         tasks: ["captioning", "generation"],
         optimizer: { lr: 5e-4 },
+        generation_scheduled_sampling: SCHEDULED_SAMPLING,
       };
     case "stage3":
       return {
@@ -126,6 +134,7 @@ function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
         model: join(work, "runs", "stage2", "final"),
         data: [...data("gen-short", "gen-detailed", "caption"), { manifest: join(work, "data", "train-chat.jsonl"), weight: 2 }],
         optimizer: { lr: 3e-4 },
+        generation_scheduled_sampling: SCHEDULED_SAMPLING,
       };
   }
 }
@@ -225,8 +234,15 @@ export async function runRecipe(work: string, options: { scale?: Scale; only?: S
     }
     log(`${stage}: finished in ${((performance.now() - started) / 1000).toFixed(0)} s (${last?.type === "done" ? last.dir : "?"})`);
   }
+  if (options.only) {
+    // one stage: the finished model is assembled once both of its sources exist
+    if (existsSync(join(runs(work), "stage3", "final")) && existsSync(join(runs(work), "decoder", "final"))) finish(work, log);
+    return join(runs(work), options.only, "final");
+  }
   return finish(work, log);
 }
+
+const runs = (work: string) => join(work, "runs");
 
 /**
  * The finished model, WORK/model: stage 3's Pisces with the trained decoder (UNet, VAE, scheduler)

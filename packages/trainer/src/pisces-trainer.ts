@@ -82,9 +82,11 @@ export async function measureTargetStatistics(model: PiscesForConditionalGenerat
 export async function* trainPisces(recipe: Recipe, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
   const model = PiscesForConditionalGeneration.fromPretrained(recipe.model);
   try {
-    const config = model.config as { textLossWeight: number; imageLossWeight: number };
+    const config = model.config as { textLossWeight: number; imageLossWeight: number; generationInputNoiseStd: number; generationScheduledSampling: number };
     if (recipe.textLossWeight !== null) config.textLossWeight = recipe.textLossWeight;
     if (recipe.imageLossWeight !== null) config.imageLossWeight = recipe.imageLossWeight;
+    if (recipe.generationInputNoiseStd !== null) config.generationInputNoiseStd = recipe.generationInputNoiseStd;
+    if (recipe.generationScheduledSampling !== null) config.generationScheduledSampling = recipe.generationScheduledSampling;
     const processor = model.processor!;
     if (model.config.generationTargetNormalization && !(options.resume && latestCheckpoint(recipe.outputDir)) && identityStatistics(model)) {
       const n = await measureTargetStatistics(model, recipe);

@@ -66,6 +66,9 @@ export interface RecipeJson {
   /** Loss weights overriding the model's config. */
   text_loss_weight?: number;
   image_loss_weight?: number;
+  /** Training options overriding the model's config (see @pisces/model's config): teacher-forcing noise, parallel scheduled sampling. */
+  generation_input_noise_std?: number;
+  generation_scheduled_sampling?: number;
 }
 
 export interface Recipe {
@@ -105,6 +108,8 @@ export interface Recipe {
   readonly targetStatisticsRecords: number;
   readonly textLossWeight: number | null;
   readonly imageLossWeight: number | null;
+  readonly generationInputNoiseStd: number | null;
+  readonly generationScheduledSampling: number | null;
 }
 
 export class RecipeError extends T.ConfigError {
@@ -183,6 +188,8 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const maxNonfiniteSteps = r.int("max_nonfinite_steps", 5, { max: 1e9 });
   const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
   const imageLossWeight = r.has("image_loss_weight") ? r.number("image_loss_weight", 1, { min: 0, max: 1e6 }) : null;
+  const generationInputNoiseStd = r.has("generation_input_noise_std") ? r.number("generation_input_noise_std", 0, { min: 0, max: 1e6 }) : null;
+  const generationScheduledSampling = r.has("generation_scheduled_sampling") ? r.number("generation_scheduled_sampling", 0, { min: 0, max: 1 }) : null;
   for (const nested of [o, s]) for (const k of nested?.unreadKeys() ?? []) r.fail(`${k} is not a recipe key`);
   r.ignore("$schema", "comment");
   for (const k of r.unreadKeys()) r.fail(`${k} is not a recipe key (check the spelling; see the trainer README for the keys)`);
@@ -221,6 +228,8 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     targetStatisticsRecords,
     textLossWeight,
     imageLossWeight,
+    generationInputNoiseStd,
+    generationScheduledSampling,
   };
 }
 

@@ -87,7 +87,30 @@ describe("trainPisces", () => {
     bad({ optimizer: { lr: -1 } }, /optimizer.lr/);
     bad({ optimizer: { momentum: 0.9 } }, /optimizer.momentum is not a recipe key/);
     bad({ tasks: ["painting"] }, /tasks/);
+    bad({ generation_scheduled_sampling: 1.5 }, /generation_scheduled_sampling/);
+    bad({ generation_input_noise_std: -1 }, /generation_input_noise_std/);
+    // training options override the model's config only when given
+    expect(resolveRecipe({ ...base, generation_scheduled_sampling: 0.5 }, "r.json")).toMatchObject({
+      generationScheduledSampling: 0.5,
+      generationInputNoiseStd: null,
+    });
     expect(() => resolveRecipe({ ...base, max_steps: 0, global_batch_size: 0 }, "recipe.json")).toThrow(RecipeError);
+  });
+});
+
+describe("training options in the recipe", () => {
+  it("generation_scheduled_sampling reaches the model: the same first batch, a different image loss", async () => {
+    const step1 = async (name: string, change: object) => {
+      const events = await run(writeRecipe(join(work, name), { max_steps: 1, global_batch_size: 4, ...change }));
+      const e = events.find((x) => x.type === "step");
+      return e?.type === "step" ? e.parts : {};
+    };
+    const plain = await step1("plain", {});
+    const sampled = await step1("sampled", { generation_scheduled_sampling: 1 });
+    // (the text after an image sees its vectors, so the text loss moves a little too)
+    expect(Math.abs(sampled.text_loss! - plain.text_loss!)).toBeLessThan(0.1 * plain.text_loss!);
+    expect(sampled.image_loss).toBeGreaterThan(0);
+    expect(sampled.image_loss).not.toBe(plain.image_loss);
   });
 });
 
