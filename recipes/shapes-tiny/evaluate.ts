@@ -2,7 +2,7 @@
 // on the first n prompts of each task (4 images per prompt, 64 autoregressive vectors,
 // empty-caption guidance 3), VQA-shapes and detailed-caption exact match on held-out scenes, each
 // beside its baseline (random scenes; the answer prior without the image).
-//   npx tsx --conditions=@pisces/source recipes/shapes-tiny/evaluate.ts PISCES_DIR [--prompts-per-task 8] [--vqa-scenes 50] [--steps 30]
+//   npx tsx --conditions=@pisces/source recipes/shapes-tiny/evaluate.ts PISCES_DIR [--prompts-per-task 8] [--vqa-scenes 50] [--steps 30] [--rewrite]
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { evalGeneval, evalVqa } from "@pisces/cli";
@@ -11,6 +11,8 @@ import type { GenevalScores, VqaScores } from "@pisces/shapes";
 
 export interface Evaluation {
   geneval: GenevalScores;
+  /** With rewritten prompts (the `rewrite` option): reported apart, as GenEval marks rewritten prompts. */
+  genevalRewritten?: GenevalScores;
   genevalChance: GenevalScores;
   vqa: VqaScores;
   vqaBlind: VqaScores;
@@ -19,7 +21,7 @@ export interface Evaluation {
 
 export async function evaluate(
   dir: string,
-  options: { promptsPerTask?: number; imagesPerPrompt?: number; steps?: number; guidanceScale?: number; vqaScenes?: number } = {},
+  options: { promptsPerTask?: number; imagesPerPrompt?: number; steps?: number; guidanceScale?: number; vqaScenes?: number; rewrite?: boolean } = {},
 ): Promise<Evaluation> {
   const model = PiscesForConditionalGeneration.fromPretrained(dir);
   try {
@@ -29,8 +31,24 @@ export async function evaluate(
       steps: options.steps,
       guidanceScale: options.guidanceScale,
     });
+    const rewritten = options.rewrite
+      ? await evalGeneval(model, {
+          promptsPerTask: options.promptsPerTask ?? 8,
+          imagesPerPrompt: options.imagesPerPrompt,
+          steps: options.steps,
+          guidanceScale: options.guidanceScale,
+          rewrite: true,
+        })
+      : null;
     const v = await evalVqa(model, { scenes: options.vqaScenes ?? 50 });
-    return { geneval: g.scores, genevalChance: g.chance, vqa: v.scores, vqaBlind: v.blind, captionExactMatch: v.captionExactMatch };
+    return {
+      geneval: g.scores,
+      ...(rewritten ? { genevalRewritten: rewritten.scores } : {}),
+      genevalChance: g.chance,
+      vqa: v.scores,
+      vqaBlind: v.blind,
+      captionExactMatch: v.captionExactMatch,
+    };
   } finally {
     model.dispose();
   }
@@ -43,16 +61,18 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.
       "prompts-per-task": { type: "string", default: "8" },
       "vqa-scenes": { type: "string", default: "50" },
       steps: { type: "string", default: "30" },
+      rewrite: { type: "boolean", default: false },
     },
   });
   if (positionals.length !== 1) {
-    process.stderr.write("usage: evaluate.ts PISCES_DIR [--prompts-per-task N] [--vqa-scenes N] [--steps N]\n");
+    process.stderr.write("usage: evaluate.ts PISCES_DIR [--prompts-per-task N] [--vqa-scenes N] [--steps N] [--rewrite]\n");
     process.exit(2);
   }
   evaluate(resolve(positionals[0]!), {
     promptsPerTask: Number(values["prompts-per-task"]),
     vqaScenes: Number(values["vqa-scenes"]),
     steps: Number(values.steps),
+    rewrite: values.rewrite,
   }).then(
     (e) => process.stdout.write(`${JSON.stringify(e, null, 1)}\n`),
     (e) => {

@@ -26,8 +26,8 @@ export async function ship(work: string, o: { promptsPerTask?: number; vqaScenes
   cpSync(source, tmp, { recursive: true });
   const started = performance.now();
   const full = { promptsPerTask: o.promptsPerTask ?? Number.POSITIVE_INFINITY, imagesPerPrompt: 4, steps: 30, guidanceScale: 3, vqaScenes: o.vqaScenes ?? 100 };
-  log(`scoring ${source}: the full evaluation`);
-  const fullScores = await evaluate(tmp, full);
+  log(`scoring ${source}: the full evaluation (and GenEval-shapes with rewritten prompts)`);
+  const fullScores = await evaluate(tmp, { ...full, rewrite: true });
   log(`scoring: the CI subset`);
   const ciScores = await evaluate(tmp, CI_SUBSET);
   log(`scoring: the decoder ceiling`);

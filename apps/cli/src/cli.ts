@@ -335,6 +335,7 @@ export function buildProgram(): Command {
     .option("--prompts-per-task <n>", "GenEval-shapes: the first n prompts of each task (default all)", int("prompts-per-task"))
     .option("--scenes <n>", "VQA-shapes: held-out scenes", int("scenes"), 100)
     .option("--steps <n>", "denoising steps", int("steps", 1, 1000), 30)
+    .option("--rewrite", "GenEval-shapes: rewrite each prompt as the detailed caption of a scene that satisfies it (report such scores apart)")
     .option("-o, --output <file>", "also write the scores as JSON here")
     .option("--json", "print JSON")
     .action(async (benchmark: string, o) => {
@@ -342,7 +343,12 @@ export function buildProgram(): Command {
       try {
         const result =
           benchmark === "geneval-shapes"
-            ? await evalGeneval(model, { promptsPerTask: o.promptsPerTask, steps: o.steps, onPrompt: (d, n) => progress("prompts", d, n) })
+            ? await evalGeneval(model, {
+                promptsPerTask: o.promptsPerTask,
+                steps: o.steps,
+                rewrite: Boolean(o.rewrite),
+                onPrompt: (d, n) => progress("prompts", d, n),
+              })
             : await evalVqa(model, { scenes: o.scenes, onQuestion: (d, n) => progress("questions", d, n) });
         if (o.output) writeAtomically([[o.output, Buffer.from(`${JSON.stringify(result, null, 1)}\n`)]]);
         if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);

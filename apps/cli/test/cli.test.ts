@@ -130,6 +130,14 @@ describe("pisces", () => {
     expect(e.blind.questions).toBe(e.scores.questions);
   });
 
+  it("eval geneval-shapes --rewrite scores one image per prompt and task on rewritten prompts", async () => {
+    const r = await pisces(["eval", "geneval-shapes", "--model", model, "--prompts-per-task", "1", "--steps", "1", "--rewrite", "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const e = JSON.parse(r.out) as { scores: { images: number; overall: number }; chance: { images: number } };
+    expect(e.scores.images).toBe(24); // 6 tasks x 1 prompt x 4 images
+    expect(e.chance.images).toBe(24);
+  });
+
   it("an interrupted generate (SIGINT) exits 1 and leaves no file, partial or whole", async () => {
     const dir = join(work, "interrupted");
     rmSync(dir, { recursive: true, force: true });
