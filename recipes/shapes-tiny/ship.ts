@@ -3,13 +3,42 @@
 // the full evaluation (GenEval-shapes on every prompt, VQA-shapes and captions on held-out scenes,
 // the decoder's ceiling from true gen-CLIP vectors) and the fixed subset CI re-scores.
 //   npx tsx --conditions=@pisces/source recipes/shapes-tiny/ship.ts WORK_DIR [--prompts-per-task N] [--vqa-scenes N] [--ceiling-scenes N]
-import { cpSync, existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { evalDecoderCeiling } from "@pisces/cli";
 import { PiscesForConditionalGeneration } from "@pisces/model";
+import * as T from "@pisces/tensor-cuda";
 import { evaluate } from "./evaluate.js";
+
+/**
+ * Rewrites every float32 .safetensors under `dir` in float16 (half the bytes in the repository; the
+ * loaders cast to the dtype asked for, float32 on CPU). The scores are measured on these files.
+ */
+export function storeInFloat16(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) storeInFloat16(path);
+    else if (name.endsWith(".safetensors")) {
+      const reader = T.loadSafetensors(path);
+      const tensors = reader.toMap();
+      try {
+        const half = new Map([...tensors].map(([k, t]) => [k, t.dtype === "float32" ? t.to("float16") : t] as const));
+        saveReplacing(path, half, reader.metadata);
+        for (const [k, t] of half) if (t !== tensors.get(k)) t.dispose();
+      } finally {
+        for (const t of tensors.values()) t.dispose();
+      }
+    }
+  }
+}
+
+function saveReplacing(path: string, tensors: Map<string, T.Tensor>, metadata: Record<string, string>): void {
+  const tmp = `${path}.tmp`;
+  T.saveSafetensors(tmp, tensors, metadata);
+  renameSync(tmp, path);
+}
 
 /** The package folder the model ships in. */
 export const PACKAGE_MODEL = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "packages", "pisces-shapes-tiny", "model");
@@ -24,6 +53,7 @@ export async function ship(work: string, o: { promptsPerTask?: number; vqaScenes
   const tmp = `${PACKAGE_MODEL}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   cpSync(source, tmp, { recursive: true });
+  storeInFloat16(tmp);
   const started = performance.now();
   const full = { promptsPerTask: o.promptsPerTask ?? Number.POSITIVE_INFINITY, imagesPerPrompt: 4, steps: 30, guidanceScale: 3, vqaScenes: o.vqaScenes ?? 100 };
   log(`scoring ${source}: the full evaluation (and GenEval-shapes with rewritten prompts)`);
