@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
-import { LlamaForCausalLM, type ModelOptions } from "./model.js";
+import { disposeReplaced, LlamaForCausalLM, type ModelOptions } from "./model.js";
 import { AutoTokenizer } from "./tokenizer.js";
 import { replaceModule, withTiedLmHead } from "./weights.js";
 
@@ -646,8 +646,10 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
         for (const [k, { tensor, format, shape }] of packed) {
           const [rows, cols] = shape as [number, number];
           const path = k.slice(0, -".weight".length);
+          const replaced = new Map(m.namedModules()).get(path)!;
           if (k === "model.embed_tokens.weight") replaceModule(m, path, new T.QuantizedEmbedding(rows, cols, format, tensor));
           else replaceModule(m, path, new T.QuantizedLinear(cols, rows, format, tensor));
+          disposeReplaced(m, replaced);
         }
         return m;
       },

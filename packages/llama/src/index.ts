@@ -10,7 +10,7 @@ export {
   smolLM2_135m,
 } from "./config.js";
 export { StaticCache } from "./cache.js";
-export { type QuantizationBits, quantize } from "./quantize.js";
+export { type GgmlQuantizationConfig, type QuantizationBits, quantize, quantizedModules, saveQuantized } from "./quantize.js";
 export { AutoTokenizer, type ChatMessage } from "./tokenizer.js";
 export { dequantize, GGUFError, type GGUFFile, type GGUFTensorInfo, type GGUFValue, ggufConfig, ggufTokenizer, loadGGUF, readGGUF } from "./gguf.js";
 export { type Decoder, decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, processLogits, type StreamChunk } from "./generate.js";

@@ -1,6 +1,7 @@
 import * as T from "@pisces/tensor-cuda";
 import { type LlamaConfig, type LlamaConfigJson, resolveLlamaConfig } from "./config.js";
-import { withTiedLmHead } from "./weights.js";
+import { readQuantizationConfig } from "./quantize.js";
+import { replaceModule, withTiedLmHead } from "./weights.js";
 import type { StaticCache } from "./cache.js";
 import { decodeSteps, type GenerateOptions, type GenerationStep, generate, generateStream, type StreamChunk } from "./generate.js";
 
@@ -343,10 +344,13 @@ export class LlamaForCausalLM extends Module {
    */
   static fromPretrained(dir: string, options: ModelOptions = {}): LlamaForCausalLM {
     const { json, path } = T.readConfigJson(dir, "Hugging Face model");
-    const { config, unknownKeys } = resolveLlamaConfig(json as LlamaConfigJson, path);
+    const packedModules = readQuantizationConfig(json as Record<string, unknown>, path);
+    const { quantization_config: _, ...plain } = json as Record<string, unknown>;
+    const { config, unknownKeys } = resolveLlamaConfig(plain as LlamaConfigJson, path);
     const reader = T.openWeights(dir);
-    const weights = withTiedLmHead(reader, config.tieWordEmbeddings);
-    const model = T.loadPretrained({ what: path, weights, options, build: (o) => new LlamaForCausalLM(config, o) });
+    const model = packedModules
+      ? loadPacked(reader, packedModules, config, path, options)
+      : T.loadPretrained({ what: path, weights: withTiedLmHead(reader, config.tieWordEmbeddings), options, build: (o) => new LlamaForCausalLM(config, o) });
     model.unknownConfigKeys = unknownKeys;
     model.model.rotary_emb.to(T.resolveLoadOptions(options).device);
     return model;
@@ -398,4 +402,65 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): Tensor {
     const shifted = T.cat([labels.slice(1, 1), T.full([B, 1], -100, { dtype: "int64", device: labels.device })], 1);
     return T.crossEntropy(logits.to("float32").reshape([B * Tn, V]), shifted.reshape([B * Tn]), { ignoreIndex: -100 });
   });
+}
+
+/** A folder saved by saveQuantized: the packed modules built from their `<path>.qweight` rows, the rest loaded strictly. */
+function loadPacked(
+  reader: T.SafetensorsReader,
+  modules: Record<string, T.GgmlFormat>,
+  config: LlamaConfig,
+  what: string,
+  options: ModelOptions,
+): LlamaForCausalLM {
+  const { dtype } = T.resolveLoadOptions(options);
+  if (dtype !== "float32") throw new T.ConfigError([`a quantized folder loads for float32 inference only, not ${dtype}`], what);
+  const packedKeys = new Set<string>();
+  const packed = new Map<string, { rows: T.Tensor; bias: T.Tensor | null }>();
+  try {
+    for (const path of Object.keys(modules)) {
+      const key = `${path}.qweight`;
+      if (!reader.has(key)) throw new T.ConfigError([`quantization_config names ${path}, but the weights have no ${key}`], what);
+      const biasKey = `${path}.bias`;
+      packedKeys.add(key);
+      const entry = { rows: T.keep(reader.get(key)), bias: null as T.Tensor | null };
+      packed.set(path, entry);
+      if (reader.has(biasKey)) {
+        packedKeys.add(biasKey);
+        entry.bias = T.keep(reader.get(biasKey, { dtype: "float32" }));
+      }
+    }
+    const keys = reader.keys().filter((k) => !packedKeys.has(k));
+    const source = Object.assign({ keys: () => keys, get: (k: string) => reader.get(k), shapeOf: (k: string) => reader.shapeOf(k) }, { path: reader.path });
+    return T.loadPretrained({
+      what,
+      weights: modules.lm_head ? source : withTiedLmHead(source, config.tieWordEmbeddings),
+      options,
+      extraTensors: 3 * packed.size,
+      build: (o) => {
+        const m = new LlamaForCausalLM(config, o);
+        const byPath = new Map(m.namedModules());
+        for (const [path, { rows, bias }] of packed) {
+          const target = byPath.get(path);
+          const format = modules[path]!;
+          if (target instanceof T.nn.Linear) replaceModule(m, path, new T.QuantizedLinear(target.inFeatures, target.outFeatures, format, rows, bias));
+          else if (target instanceof T.nn.Embedding) replaceModule(m, path, new T.QuantizedEmbedding(target.numEmbeddings, target.embeddingDim, format, rows));
+          else throw new T.ConfigError([`quantization_config names ${path}, which is not a linear layer or the embedding of this model`], what);
+          disposeReplaced(m, target);
+        }
+        return m;
+      },
+    });
+  } catch (e) {
+    for (const { rows, bias } of packed.values()) {
+      rows.dispose();
+      bias?.dispose();
+    }
+    throw e;
+  }
+}
+
+/** Frees the (meta) tensors of a module swapped for a packed one, except a table still used elsewhere (a tied lm_head's). */
+export function disposeReplaced(model: LlamaForCausalLM, replaced: T.nn.Module): void {
+  const inUse = new Set(model.parameters());
+  for (const p of replaced.parameters()) if (!inUse.has(p)) p.dispose();
 }

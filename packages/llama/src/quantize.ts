@@ -2,6 +2,8 @@
 // `QuantizedLinear` (@pisces/tensor-cuda) with GGML blocks of 32 values, int8 (Q8_0) or int4
 // (Q4_1: a scale and a minimum per block, more accurate than the symmetric Q4_0), quantized as
 // llama.cpp quantizes them; the embedding and the norms stay float.
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as T from "@pisces/tensor-cuda";
 import type { LlamaForCausalLM } from "./model.js";
 import { replaceModule } from "./weights.js";
@@ -40,4 +42,77 @@ export function quantize(
     else m.bias?.dispose();
   }
   return model.eval();
+}
+
+/**
+ * The packed layers of a model, by module path, with their GGML formats: what `saveQuantized`
+ * writes as `quantization_config.modules`.
+ */
+export function quantizedModules(model: T.nn.Module): Record<string, T.GgmlFormat> {
+  const out: Record<string, T.GgmlFormat> = {};
+  for (const [path, m] of model.namedModules()) if (m instanceof T.QuantizedLinear || m instanceof T.QuantizedEmbedding) out[path] = m.format;
+  return out;
+}
+
+/** config.json's `quantization_config` of a folder saved by saveQuantized. */
+export interface GgmlQuantizationConfig {
+  quant_method: "ggml";
+  /** Module path -> GGML block format; the module's packed rows are `<path>.qweight` (uint8, [rows, row bytes]). */
+  modules: Record<string, T.GgmlFormat>;
+}
+
+/**
+ * Saves a model whose layers are packed (`quantize`, or `loadGGUF` without dequantize) as a
+ * Hugging Face-style folder that `LlamaForCausalLM.fromPretrained` loads back packed:
+ * config.json is `config` plus `quantization_config` ({quant_method: "ggml", modules}); model.safetensors
+ * holds each packed module's GGML blocks as `<path>.qweight` (uint8, one GGUF row per row, byte
+ * for byte) beside the float tensors, and the same map in its metadata (`pisces_quantization`).
+ * Written to a temporary folder and renamed: an existing folder is replaced whole or not at all.
+ */
+export function saveQuantized(model: LlamaForCausalLM, dir: string, config: object): void {
+  const modules = quantizedModules(model);
+  if (!Object.keys(modules).length) throw new TypeError("saveQuantized: the model has no packed layers (quantize it first, or save the float weights)");
+  const tensors = new Map<string, T.Tensor>(model.stateDict());
+  for (const [path] of Object.entries(modules)) {
+    const m = [...model.namedModules()].find(([p]) => p === path)![1] as T.QuantizedLinear | T.QuantizedEmbedding;
+    tensors.set(`${path}.qweight`, m.qweight);
+    const bias = (m as { bias?: T.Tensor | null }).bias;
+    if (bias) tensors.set(`${path}.bias`, bias);
+  }
+  const quantization: GgmlQuantizationConfig = { quant_method: "ggml", modules };
+  const tmp = `${dir.replace(/\/+$/, "")}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    writeFileSync(join(tmp, "config.json"), `${JSON.stringify({ ...config, quantization_config: quantization }, null, 2)}\n`);
+    T.saveSafetensors(join(tmp, "model.safetensors"), tensors, { format: "pt", pisces_quantization: JSON.stringify(modules) });
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** The packed modules a config.json names (quantization_config.modules), checked; null for a float folder. */
+export function readQuantizationConfig(json: Record<string, unknown>, what: string): Record<string, T.GgmlFormat> | null {
+  const q = json.quantization_config as Partial<GgmlQuantizationConfig> | undefined;
+  if (q === undefined || q === null) return null;
+  if (typeof q !== "object" || q.quant_method !== "ggml")
+    throw new T.ConfigError(
+      [
+        `quantization_config.quant_method must be "ggml" (the packing saveQuantized writes), got ${JSON.stringify((q as { quant_method?: unknown }).quant_method)}`,
+      ],
+      what,
+    );
+  const modules = q.modules;
+  if (!modules || typeof modules !== "object" || Array.isArray(modules) || !Object.keys(modules).length)
+    throw new T.ConfigError(["quantization_config.modules must map module paths to GGML formats"], what);
+  for (const [path, format] of Object.entries(modules))
+    if (!Object.hasOwn(T.GGML_FORMATS, format as string))
+      throw new T.ConfigError(
+        [`quantization_config.modules['${path}'] is ${JSON.stringify(format)}, not one of ${Object.keys(T.GGML_FORMATS).join(", ")}`],
+        what,
+      );
+  return modules as Record<string, T.GgmlFormat>;
 }

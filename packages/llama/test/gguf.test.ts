@@ -6,7 +6,19 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as T from "@pisces/tensor-cuda";
-import { type ChatMessage, dequantize, GGUFError, type LlamaForCausalLM, loadGGUF, quantize, readGGUF, resolveLlamaConfig, StaticCache } from "../src/index.js";
+import {
+  type ChatMessage,
+  dequantize,
+  GGUFError,
+  LlamaForCausalLM,
+  loadGGUF,
+  quantize,
+  quantizedModules,
+  readGGUF,
+  resolveLlamaConfig,
+  StaticCache,
+  saveQuantized,
+} from "../src/index.js";
 import { ropeInverseFrequencies } from "../src/model.js";
 import { tinyLlamaGguf } from "../../../tools/test-support/gguf-writer.js";
 import { fixtures, generateOnce, repoRoot } from "./helpers.js";
@@ -332,8 +344,89 @@ describe("GGUF with K-quants (Q4_K, Q6_K)", () => {
       const q = packed.model.model.layers.at(0).self_attn.q_proj as unknown as T.QuantizedLinear;
       expect(q.dequantize().equal(float.model.model.layers.at(0).self_attn.q_proj.weight)).toBe(true);
     });
+    // saved packed (the K-quant blocks byte for byte) and loaded back: the same logits exactly
+    const saved = join(mkdtempSync(join(tmpdir(), "pisces-kquant-saved-")), "model");
+    saveQuantized(packed.model, saved, packed.config);
+    const again = LlamaForCausalLM.fromPretrained(saved);
+    expect(quantizedModules(again)).toEqual(quantizedModules(packed.model));
+    T.scope(() => {
+      const ids = T.tensor([[6, 0, 1, 2, 3, 4]], { dtype: "int64" });
+      expect(again.forward({ inputIds: ids }).logits.equal(packed.model.forward({ inputIds: ids }).logits)).toBe(true);
+    });
+    again.dispose();
     packed.model.dispose();
     float.model.dispose();
+  });
+});
+
+describe("saveQuantized: a quantized model saved and loaded back packed", () => {
+  const config = {
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    num_hidden_layers: 2,
+    vocab_size: 96,
+    tie_word_embeddings: true,
+    max_position_embeddings: 64,
+  };
+  const fresh = (seed: number) => {
+    T.manualSeed(seed);
+    return new LlamaForCausalLM(resolveLlamaConfig(config).config).eval();
+  };
+
+  it("int4 (lm_head int8, tied to the float embedding): the same modules, formats and logits; the packing in config and metadata", async () => {
+    const { mkdtempSync, readFileSync: read } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const model = quantize(fresh(1), "int4");
+    const dir = join(mkdtempSync(join(tmpdir(), "pisces-quantized-")), "int4");
+    saveQuantized(model, dir, config);
+    const json = JSON.parse(read(join(dir, "config.json"), "utf8"));
+    expect(json.quantization_config.quant_method).toBe("ggml");
+    expect(json.quantization_config.modules["model.layers.0.mlp.up_proj"]).toBe("Q4_1");
+    expect(json.quantization_config.modules.lm_head).toBe("Q8_0");
+    const file = T.loadSafetensors(join(dir, "model.safetensors"));
+    expect(file.info("model.layers.1.self_attn.q_proj.qweight").dtype).toBe("uint8");
+    expect(JSON.parse(file.metadata.pisces_quantization!)).toEqual(json.quantization_config.modules);
+    const ids = T.tensor([[1, 5, 9, 2, 7]], { dtype: "int64" });
+    const expected = T.noGrad(() => model.forward({ inputIds: ids }).logits); // (also makes the RoPE caches, made once)
+    const before = T.memoryStats().liveTensors;
+    const again = LlamaForCausalLM.fromPretrained(dir);
+    expect(quantizedModules(again)).toEqual(quantizedModules(model));
+    expect(again.model.embed_tokens).toBeInstanceOf(T.nn.Embedding); // the float table, as quantize() left it
+    const same = T.noGrad(() => T.scope(() => again.forward({ inputIds: ids }).logits.equal(expected))); // both through the packed kernels
+    expect(same).toBe(true);
+    again.dispose();
+    expect(T.memoryStats().liveTensors).toBe(before); // the swapped-out layers' meta tensors freed too
+    model.dispose();
+    for (const t of [ids, expected]) t.dispose();
+  });
+
+  it("says what is wrong: a float model, an unknown method or format, a missing packed tensor, another dtype", async () => {
+    const { mkdtempSync, readFileSync: read, writeFileSync: write } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const float = fresh(2);
+    expect(() => saveQuantized(float, join(tmpdir(), "never"), config)).toThrow(/no packed layers \(quantize it first/);
+    const model = quantize(float, "int8");
+    const dir = join(mkdtempSync(join(tmpdir(), "pisces-quantized-bad-")), "int8");
+    saveQuantized(model, dir, config);
+    model.dispose();
+    const good = read(join(dir, "config.json"), "utf8");
+    const withConfig = (change: (j: { quantization_config: { quant_method: string; modules: Record<string, string> } }) => void) => {
+      const j = JSON.parse(good);
+      change(j);
+      write(join(dir, "config.json"), JSON.stringify(j));
+    };
+    withConfig((j) => (j.quantization_config.quant_method = "awq"));
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/quant_method must be "ggml".*got "awq"/);
+    withConfig((j) => (j.quantization_config.modules.lm_head = "Q3_K"));
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/modules\['lm_head'\] is "Q3_K", not one of/);
+    const live = T.memoryStats().liveTensors;
+    withConfig((j) => (j.quantization_config.modules["model.layers.5.mlp.up_proj"] = "Q8_0")); // read after the real ones
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/names model.layers.5.mlp.up_proj, but the weights have no model.layers.5.mlp.up_proj.qweight/);
+    expect(T.memoryStats().liveTensors).toBe(live); // a refused load frees the packed tensors it had read
+    write(join(dir, "config.json"), good);
+    expect(() => LlamaForCausalLM.fromPretrained(dir, { dtype: "bfloat16" })).toThrow(/loads for float32 inference only/);
   });
 });
 
