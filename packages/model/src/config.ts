@@ -36,6 +36,13 @@ export interface PiscesConfigJson {
    * the LLM learns to continue from its own (imperfect) vectors as it must at inference.
    */
   generation_scheduled_sampling?: number;
+  /**
+   * Whether each predicted vector is fed back as the next input (default true, as the paper). false:
+   * every generation place holds the same input (the generation projector of a zero vector), so the
+   * LLM predicts each vector from the prompt and its position alone, teacher forcing and inference
+   * see the same inputs, and the rollout cannot drift (a deviation, for ablations).
+   */
+  generation_input_feedback?: boolean;
   /** Normalise the generation targets per dimension with statistics stored in model.safetensors (generation_target_mean / _std). */
   generation_target_normalization?: boolean;
   /** Predict the caption of generation samples too (off by default, as the paper). */
@@ -59,6 +66,7 @@ export interface PiscesConfig {
   readonly imageCosineLossWeight: number;
   readonly generationInputNoiseStd: number;
   readonly generationScheduledSampling: number;
+  readonly generationInputFeedback: boolean;
   readonly generationCaptionLoss: boolean;
   readonly generationTargetNormalization: boolean;
   readonly generationPrompt: string;
@@ -111,6 +119,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
   const imageCosineLossWeight = weight("image_cosine_loss_weight", 0);
   const generationInputNoiseStd = weight("generation_input_noise_std", 0);
   const generationScheduledSampling = r.number("generation_scheduled_sampling", 0, { min: 0, max: 1 });
+  const generationInputFeedback = r.bool("generation_input_feedback", true);
   const generationCaptionLoss = r.bool("generation_caption_loss", false);
   const generationTargetNormalization = r.bool("generation_target_normalization", false);
   const generationPrompt = r.string("generation_prompt", GENERATION_PROMPT);
@@ -138,6 +147,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
       imageCosineLossWeight,
       generationInputNoiseStd,
       generationScheduledSampling,
+      generationInputFeedback,
       generationCaptionLoss,
       generationTargetNormalization,
       generationPrompt,

@@ -248,7 +248,9 @@ export class PiscesForConditionalGeneration extends Module {
           );
         let x = targets.to(e.dtype);
         const std = this.config.generationInputNoiseStd;
-        if (this.training && std > 0) x = x.add(T.randn(x.shape, { dtype: x.dtype, device: x.device, generator: input.noiseGenerator }).mul(std)); // noisy teacher forcing
+        if (!this.config.generationInputFeedback)
+          x = T.zerosLike(x); // no feedback: the same input at every place
+        else if (this.training && std > 0) x = x.add(T.randn(x.shape, { dtype: x.dtype, device: x.device, generator: input.noiseGenerator }).mul(std)); // noisy teacher forcing
         const g = this.generation_projector.forward(x).reshape([-1, C]).to(e.dtype);
         e = e
           .reshape([B * Tn, C])
@@ -267,7 +269,7 @@ export class PiscesForConditionalGeneration extends Module {
    */
   private scheduledSamplingInputs(input: ForwardInput, targets: Tensor | null, und: number[], gen: number[]): Tensor | null {
     const p = this.config.generationScheduledSampling;
-    if (!targets || p <= 0 || !gen.length) return targets;
+    if (!targets || p <= 0 || !gen.length || !this.config.generationInputFeedback) return targets;
     return T.noGrad(() =>
       T.scope(() => {
         const [B, Tn] = input.inputIds.shape as [number, number];
@@ -386,7 +388,7 @@ export class PiscesForConditionalGeneration extends Module {
         if (i < m - 1) {
           const [nextInput, nextMask, nextPositions] = T.noGrad(() =>
             T.scope(() => [
-              this.generation_projector.forward(v).unsqueeze(1), // (B, 1, C)
+              this.generation_projector.forward(this.config.generationInputFeedback ? v : T.zerosLike(v)).unsqueeze(1), // (B, 1, C)
               T.cat([mask, T.ones([B, 1], { dtype: "int64", device })], 1),
               positions.slice(1, -1).add(1),
             ]),

@@ -116,6 +116,26 @@ describe("PiscesForConditionalGeneration", () => {
     }
   });
 
+  it("generation_input_feedback false: the vectors never see earlier vectors, so the free-running rollout equals teacher forcing", async () => {
+    const batch = await model.processor!.call([records[1]!]);
+    const cfg = model as unknown as { config: { generationInputFeedback: boolean } };
+    try {
+      cfg.config.generationInputFeedback = false;
+      const targets = model.generationTargets(batch.generationPixelValues!);
+      const forced = T.noGrad(() => model.forward({ ...batch, generationPixelValues: null, generationTargets: targets }).imageEmbeddings!);
+      const other = T.noGrad(() => model.forward({ ...batch, generationPixelValues: null, generationTargets: targets.mul(-3) }).imageEmbeddings!);
+      expect(other.sub(forced).abs().max().item()).toBeLessThan(1e-5); // the inputs carry no vector
+      const free = model.generateImageEmbeddings({ captions: [(records[1] as { caption: string }).caption], guidanceScale: 1 }).conditional;
+      expect(free.sub(forced).abs().max().item()).toBeLessThan(1e-4); // (a KV cache against one full pass: float rounding only)
+      cfg.config.generationInputFeedback = true;
+      const fed = model.generateImageEmbeddings({ captions: [(records[1] as { caption: string }).caption], guidanceScale: 1 }).conditional;
+      expect(fed.sub(forced).abs().max().item()).toBeGreaterThan(1e-3); // with feedback the rollout differs
+      for (const t of [targets, forced, other, free, fed]) t.dispose();
+    } finally {
+      cfg.config.generationInputFeedback = true;
+    }
+  });
+
   it("a batch without generation samples has imageLoss 0; one without labels has textLoss 0", async () => {
     const und = await model.processor!.call([records[0]!]);
     const out = T.noGrad(() => model.forward(und));
