@@ -14,5 +14,5 @@ for (let i = 0; i < 3; i++) {
   const pngs = await generateImages(model, { prompts: caption, numImagesPerPrompt: 2, seed: 1, steps: 30, guidanceScale: 3 });
   pngs.forEach((p, j) => writeFileSync(`/tmp/gen-${i}-${j}.png`, p));
 }
-console.log(await evalDecoderCeiling(model, { scenes: 24 }));
+
 model.dispose();
