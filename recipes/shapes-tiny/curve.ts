@@ -1,7 +1,8 @@
 // The learning curve of a shapes-tiny run: each Pisces stage's final weights (with the trained
 // decoder in place) scored on a small fixed subset (GenEval-shapes, VQA-shapes, captions, the
 // vector rollout's drift), and every stage's training loss at a few steps with its wall time.
-//   npx tsx --conditions=@pisces/source recipes/shapes-tiny/curve.ts WORK_DIR > curve.json
+//   npx tsx --conditions=@pisces/source recipes/shapes-tiny/curve.ts WORK_DIR [DECODER_DIR] > curve.json
+// (DECODER_DIR: a diffusers folder to decode with instead of WORK_DIR/runs/decoder/final/decoder.)
 import { cpSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { evalRollout } from "@pisces/cli";
@@ -28,9 +29,8 @@ function lossCurve(file: string): { step: number; loss: number }[] {
   return out;
 }
 
-export async function curve(work: string) {
+export async function curve(work: string, decoder = join(work, "runs", "decoder", "final", "decoder")) {
   const losses = Object.fromEntries(STAGES.map((s) => [s, lossCurve(join(work, "runs", s, "metrics.jsonl"))]));
-  const decoder = join(work, "runs", "decoder", "final", "decoder");
   const scores: Record<string, unknown> = {};
   for (const stage of ["stage1", "stage2", "stage3"]) {
     const final = join(work, "runs", stage, "final");
@@ -61,11 +61,11 @@ export async function curve(work: string) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
-  if (process.argv.length !== 3) {
-    process.stderr.write("usage: curve.ts WORK_DIR\n");
+  if (process.argv.length !== 3 && process.argv.length !== 4) {
+    process.stderr.write("usage: curve.ts WORK_DIR [DECODER_DIR]\n");
     process.exit(2);
   }
-  curve(resolve(process.argv[2]!)).then(
+  curve(resolve(process.argv[2]!), process.argv[3] ? resolve(process.argv[3]) : undefined).then(
     (c) => process.stdout.write(`${JSON.stringify(c, null, 1)}\n`),
     (e) => {
       process.stderr.write(`curve: ${(e as Error).message}\n`);
