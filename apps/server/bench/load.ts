@@ -1,18 +1,17 @@
 // Load test on loopback (a bounded script, no external tool): N concurrent clients for a fixed
-// time against /v1/chat/completions and /health on a tiny random Pisces; reports requests served,
+// time against /v1/chat/completions and /health on the shipped shapes model; reports requests served,
 // 429s, p50 / p99 latency, errors, and the process's memory before, during and after.
 //   pnpm --filter @pisces/server bench [-- --clients 8 --seconds 20]
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { piscesReference } from "../../../tools/test-support/pisces-fixtures.js";
+import { modelPath } from "@pisces/pisces-shapes-tiny";
 import { createServer } from "../src/index.js";
 
 const { values } = parseArgs({ options: { clients: { type: "string", default: "8" }, seconds: { type: "string", default: "20" } } });
 const clients = Number(values.clients);
 const seconds = Number(values.seconds);
-const ref = piscesReference("tied_k2");
-const server = createServer({ model: join(ref, "model"), maxQueue: 4 });
+const server = createServer({ model: modelPath, maxQueue: 4 });
 await server.app.listen({ port: 0, host: "127.0.0.1" });
 await server.modelReady;
 const base = `http://127.0.0.1:${(server.app.server.address() as { port: number }).port}`;
@@ -34,7 +33,7 @@ interface Tally {
 const chat: Tally = { ok: 0, rejected: 0, errors: 0, latencies: [] };
 const health: Tally = { ok: 0, rejected: 0, errors: 0, latencies: [] };
 const end = performance.now() + seconds * 1000;
-const body = JSON.stringify({ messages: [{ role: "user", content: "describe a red circle" }], max_tokens: 8 });
+const body = JSON.stringify({ messages: [{ role: "user", content: "how many circles are there?" }], max_tokens: 8 });
 
 async function client(kind: "chat" | "health"): Promise<void> {
   const t = kind === "chat" ? chat : health;
@@ -70,7 +69,7 @@ const pct = (xs: number[], p: number) => {
 };
 const row = (name: string, t: Tally) => `| ${name} | ${t.ok} | ${t.rejected} | ${t.errors} | ${pct(t.latencies, 50)} | ${pct(t.latencies, 99)} |`;
 const report = [
-  `Load test: ${clients} chat clients + 1 health client for ${seconds} s on loopback, tiny random Pisces, queue limit 4 (${new Date().toISOString().slice(0, 10)}, this machine: 2 shared cores, other work running).`,
+  `Load test: ${clients} chat clients + 1 health client for ${seconds} s on loopback, the shipped shapes model (@pisces/pisces-shapes-tiny), queue limit 4 (${new Date().toISOString().slice(0, 10)}, this machine: 2 shared cores, other work running).`,
   "",
   "| endpoint | 200 | 429 | errors | p50 ms | p99 ms |",
   "|---|---|---|---|---|---|",

@@ -345,7 +345,8 @@ export class LlamaForCausalLM extends Module {
   static fromPretrained(dir: string, options: ModelOptions = {}): LlamaForCausalLM {
     const { json, path } = T.readConfigJson(dir, "Hugging Face model");
     const packedModules = readQuantizationConfig(json as Record<string, unknown>, path);
-    const { quantization_config: _, ...plain } = json as Record<string, unknown>;
+    // (a non-object config goes to the validator as it is: it says what is wrong with it)
+    const plain = packedModules ? (({ quantization_config: _, ...rest }) => rest)(json as Record<string, unknown>) : json;
     const { config, unknownKeys } = resolveLlamaConfig(plain as LlamaConfigJson, path);
     const reader = T.openWeights(dir);
     const model = packedModules

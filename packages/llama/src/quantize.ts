@@ -96,6 +96,7 @@ export function saveQuantized(model: LlamaForCausalLM, dir: string, config: obje
 
 /** The packed modules a config.json names (quantization_config.modules), checked; null for a float folder. */
 export function readQuantizationConfig(json: Record<string, unknown>, what: string): Record<string, T.GgmlFormat> | null {
+  if (!json || typeof json !== "object" || Array.isArray(json)) return null; // the config validator names that problem
   const q = json.quantization_config as Partial<GgmlQuantizationConfig> | undefined;
   if (q === undefined || q === null) return null;
   if (typeof q !== "object" || q.quant_method !== "ggml")
