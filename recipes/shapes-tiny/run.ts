@@ -236,13 +236,11 @@ export async function runRecipe(work: string, options: { scale?: Scale; only?: S
   }
   if (options.only) {
     // one stage: the finished model is assembled once both of its sources exist
-    if (existsSync(join(runs(work), "stage3", "final")) && existsSync(join(runs(work), "decoder", "final"))) finish(work, log);
-    return join(runs(work), options.only, "final");
+    if (existsSync(join(work, "runs", "stage3", "final")) && existsSync(join(work, "runs", "decoder", "final"))) finish(work, log);
+    return join(work, "runs", options.only, "final");
   }
   return finish(work, log);
 }
-
-const runs = (work: string) => join(work, "runs");
 
 /**
  * The finished model, WORK/model: stage 3's Pisces with the trained decoder (UNet, VAE, scheduler)

@@ -643,10 +643,11 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
       extraTensors: 3 * packed.size, // each swapped layer: its meta weight, and the packed buffer
       build: (o) => {
         const m = new LlamaForCausalLM(config, o);
+        const byPath = new Map(m.namedModules());
         for (const [k, { tensor, format, shape }] of packed) {
           const [rows, cols] = shape as [number, number];
           const path = k.slice(0, -".weight".length);
-          const replaced = new Map(m.namedModules()).get(path)!;
+          const replaced = byPath.get(path)!;
           if (k === "model.embed_tokens.weight") replaceModule(m, path, new T.QuantizedEmbedding(rows, cols, format, tensor));
           else replaceModule(m, path, new T.QuantizedLinear(cols, rows, format, tensor));
           disposeReplaced(m, replaced);

@@ -261,6 +261,17 @@ export class PiscesForConditionalGeneration extends Module {
     });
   }
 
+  /** The generation head at the place before each generation place (h (B, T, C) -> (M, D) float32): [IMG] predicts vector 1, vector i predicts vector i + 1. */
+  private predictVectors(h: Tensor, gen: number[]): Tensor {
+    const [B, Tn, C] = h.shape as [number, number, number];
+    if (gen.some((p) => p % Tn === 0)) throw new PiscesError("a generation place is the first position of its row: [IMG] must come before the vectors");
+    const predicting = T.tensor(
+      gen.map((p) => p - 1),
+      { dtype: "int64", device: h.device },
+    );
+    return this.generation_head.forward(h.reshape([B * Tn, C]).indexSelect(0, predicting)).to("float32");
+  }
+
   /**
    * The teacher-forced input vectors under parallel scheduled sampling (generation_scheduled_sampling
    * = p > 0, training): a gradient-free first pass predicts every vector from the true previous ones,
@@ -272,14 +283,9 @@ export class PiscesForConditionalGeneration extends Module {
     if (!targets || p <= 0 || !gen.length || !this.config.generationInputFeedback) return targets;
     return T.noGrad(() =>
       T.scope(() => {
-        const [B, Tn] = input.inputIds.shape as [number, number];
         const e = this.spliceEmbeddings(input, targets, und, gen);
         const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
-        const predicting = T.tensor(
-          gen.map((g) => g - 1),
-          { dtype: "int64", device: h.device },
-        );
-        const pred = this.generation_head.forward(h.reshape([B * Tn, h.size(2)]).indexSelect(0, predicting)).to(targets.dtype); // (M, D)
+        const pred = this.predictVectors(h, gen).to(targets.dtype); // (M, D)
         const flat = targets.reshape([-1, targets.size(2)]);
         const replace = T.rand([flat.size(0), 1], { dtype: "float32", device: flat.device, generator: input.noiseGenerator }).lt(p);
         return T.where(replace, pred, flat).reshape(targets.shape);
@@ -299,7 +305,6 @@ export class PiscesForConditionalGeneration extends Module {
       const und = places(input.understandingMask, "understandingMask", B, Tn);
       const gen = places(input.generationMask, "generationMask", B, Tn); // read once: the masks live on the device
       const e = this.spliceEmbeddings(input, this.training ? this.scheduledSamplingInputs(input, targets, und, gen) : targets, und, gen);
-      const C = e.size(2);
       const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
       const logits = this.language_model.lm_head.forward(h);
       const labelled = T.scope(() => input.labels.slice(1, 1).ne(-100).any().item()) === 1;
@@ -309,14 +314,8 @@ export class PiscesForConditionalGeneration extends Module {
       let imageCosineLoss = imageLoss;
       let imageEmbeddings: Tensor | null = null;
       if (gen.length && targets) {
-        if (gen.some((p) => p % Tn === 0)) throw new PiscesError("a generation place is the first position of its row: [IMG] must come before the vectors");
-        // the hidden state at [IMG] predicts vector 1, at vector i predicts vector i + 1
-        const predicting = T.tensor(
-          gen.map((p) => p - 1),
-          { dtype: "int64", device: h.device },
-        );
         const D = targets.size(2);
-        const pred = this.generation_head.forward(h.reshape([B * Tn, C]).indexSelect(0, predicting)).to("float32"); // (M, D)
+        const pred = this.predictVectors(h, gen); // (M, D)
         const tgt = targets.reshape([-1, D]);
         imageLoss = T.mseLoss(pred, tgt);
         const cos = pred
