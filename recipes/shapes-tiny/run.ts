@@ -69,7 +69,7 @@ export async function writeData(work: string, scale: Scale): Promise<void> {
  */
 const SCHEDULED_SAMPLING = 0.5;
 
-function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
+export function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
   const b = BUDGETS[scale];
   const data = (...names: string[]) => names.map((n) => ({ manifest: join(work, "data", `train-${n}.jsonl`) }));
   const common = {

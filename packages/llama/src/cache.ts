@@ -38,6 +38,14 @@ export class StaticCache {
     return [keys.narrow(2, 0, position + n), values.narrow(2, 0, position + n)];
   }
 
+  /** The whole (B, nkv, maxLength, hs) key and value buffers of a layer (a fused step writes into them). */
+  buffers(layer: number): [T.Tensor, T.Tensor] {
+    const keys = this.keys[layer];
+    const values = this.values[layer];
+    if (!keys || !values) throw new RangeError(`StaticCache: no layer ${layer}`);
+    return [keys, values];
+  }
+
   /** Called by the model once all layers have written `n` new positions. */
   advance(n: number): void {
     this.length += n;

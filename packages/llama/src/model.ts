@@ -161,6 +161,8 @@ export class LlamaMLP extends Module {
 }
 
 export class LlamaDecoderLayer extends Module {
+  /** false: a decode step runs operator by operator from JavaScript too (the fused step's reference). */
+  useFusedKernel = true;
   self_attn: LlamaAttention;
   mlp: LlamaMLP;
   input_layernorm: LlamaRMSNorm;
@@ -173,8 +175,30 @@ export class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = new LlamaRMSNorm(config.hiddenSize, config.rmsNormEps, options);
   }
   forward(x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | "causal" | "none", cache?: StaticCache, cachePosition = 0): Tensor {
+    // a decode step (one new token per row, no padding) in float32 inference on the CPU: the same
+    // layer in one native call (T.fusedDecoderLayer; this method's lines below are its reference)
+    if (this.useFusedKernel && mask === "none" && cache && x.size(1) === 1 && x.dtype === "float32" && x.device === "cpu" && !T.isGradEnabled()) {
+      const w = this.fusedWeights();
+      if (w) {
+        const [keys, values] = cache.buffers(this.self_attn.layerIdx);
+        return T.fusedDecoderLayer(x, w, cos, sin, keys, values, cachePosition);
+      }
+    }
     const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, mask, cache, cachePosition));
     return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+
+  /** The layer's weights for T.fusedDecoderLayer, or null where it does not take them (a bias, a device, a dtype). */
+  private fusedWeights(): T.DecoderLayerWeights | null {
+    const { self_attn: a, mlp: m } = this;
+    const w = {
+      inputNorm: this.input_layernorm.weight,
+      postNorm: this.post_attention_layernorm.weight,
+      projections: [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj],
+    };
+    if (!T.fusedDecoderLayerApplies(w)) return null;
+    const c = a.config;
+    return { ...w, eps: c.rmsNormEps, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, scale: c.headDim ** -0.5 };
   }
 }
 

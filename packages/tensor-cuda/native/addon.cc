@@ -31,6 +31,7 @@
 #include <immintrin.h>
 
 #include "interface.h"
+#include "kernels/decoder_layer.h"
 #include "kernels/few_row_linear.h"
 #include "kernels/quantized_linear.h"
 #include "kernels/rms_norm.h"
@@ -655,6 +656,42 @@ napi_value QuantizedLinear(napi_env env, napi_callback_info info) {
   });
 }
 
+// fusedDecoderLayer(x, [inputNorm, postNorm], [q, k, v, o, gate, up, down], [their types], cos, sin,
+// keys, values, position, eps, heads, kvHeads, headDim, scale): one Llama decoder layer for one new
+// token per row (kernels/decoder_layer.h); a type of -1 marks a float32 weight. Inference only.
+napi_value FusedDecoderLayer(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value {
+    if (a.argc < 14) throw JsArgError("fusedDecoderLayer: expected 14 arguments");
+    pisces::fused::DecoderLayer layer;
+    const at::Tensor& x = tensorOf(env, a.argv[0]);
+    if (arrayLength(env, a.argv[1]) != 2 || arrayLength(env, a.argv[2]) != 7 || arrayLength(env, a.argv[3]) != 7)
+      throw JsArgError("fusedDecoderLayer: expected 2 norm weights, 7 projections and 7 types");
+    layer.inputNorm = tensorOf(env, element(env, a.argv[1], 0));
+    layer.postNorm = tensorOf(env, element(env, a.argv[1], 1));
+    pisces::fused::Projection* ps[7] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
+    for (uint32_t i = 0; i < 7; i++) *ps[i] = {tensorOf(env, element(env, a.argv[2], i)), toInt(env, element(env, a.argv[3], i))};
+    const at::Tensor& cos = tensorOf(env, a.argv[4]);
+    const at::Tensor& sin = tensorOf(env, a.argv[5]);
+    at::Tensor keys = tensorOf(env, a.argv[6]);
+    at::Tensor values = tensorOf(env, a.argv[7]);
+    const int64_t position = toInt(env, a.argv[8]);
+    layer.eps = toDouble(env, a.argv[9]);
+    layer.heads = toInt(env, a.argv[10]);
+    layer.kvHeads = toInt(env, a.argv[11]);
+    layer.headDim = toInt(env, a.argv[12]);
+    layer.scale = toDouble(env, a.argv[13]);
+    if (c10::GradMode::is_enabled()) {
+      bool grad = x.requires_grad() || layer.inputNorm.requires_grad() || layer.postNorm.requires_grad();
+      for (auto* p : ps) grad = grad || p->w.requires_grad();
+      if (grad) throw JsArgError("fusedDecoderLayer is for inference: call it under noGrad()");
+    }
+    const std::string why = pisces::fused::whyNot(x, layer, cos, sin, keys, values, position);
+    if (!why.empty()) throw JsArgError("fusedDecoderLayer: " + why);
+    return wrapTensor(env, pisces::fused::decoderLayer(x, layer, cos, sin, keys, values, position));
+  });
+}
+
 // dequantizeGgml(packed, type, K, mode): (..., row bytes) uint8 -> (..., K) float32; mode aten
 // uses the ATen-operator dequantization, otherwise the scalar loop (on the CPU).
 napi_value DequantizeGgml(napi_env env, napi_callback_info info) {
@@ -1102,7 +1139,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   struct Fn { const char* name; napi_callback cb; };
   const Fn fns[] = {
       {"registerOp", RegisterOp}, {"call", Call}, {"callInplace", CallInplace}, {"binary", Binary},
-      {"linear", Linear}, {"quantizedLinear", QuantizedLinear}, {"dequantizeGgml", DequantizeGgml}, {"quantizeGgml", QuantizeGgml}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
+      {"linear", Linear}, {"quantizedLinear", QuantizedLinear}, {"fusedDecoderLayer", FusedDecoderLayer}, {"dequantizeGgml", DequantizeGgml}, {"quantizeGgml", QuantizeGgml}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
       {"same", Same}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
       {"backward", Backward}, {"grad", Grad}, {"setGrad", SetGrad}, {"dispose", Dispose},
       {"stats", Stats}, {"setGradEnabled", SetGradEnabled},

@@ -57,6 +57,7 @@ export {
   silu,
   softmax,
 } from "./functional.js";
+export { type DecoderLayerWeights, fusedDecoderLayer, fusedDecoderLayerApplies } from "./fused.js";
 export {
   dequantizeGgml,
   GGML_FORMATS,

@@ -14,6 +14,22 @@ export interface NativeAddon {
   binary(kind: number, a: Handle, b: Handle | number | boolean): Handle;
   linear(x: Handle, w: Handle, b: Handle | null, mode?: number): Handle;
   quantizedLinear(x: Handle, packed: Handle, type: number, b: Handle | null, mode?: number): Handle;
+  fusedDecoderLayer(
+    x: Handle,
+    norms: Handle[],
+    projections: Handle[],
+    types: number[],
+    cos: Handle,
+    sin: Handle,
+    keys: Handle,
+    values: Handle,
+    position: number,
+    eps: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    scale: number,
+  ): Handle;
   dequantizeGgml(packed: Handle, type: number, inFeatures: number, mode?: number): Handle;
   quantizeGgml(weight: Handle, type: number): Handle;
   rmsNorm(x: Handle, w: Handle | null, eps: number | null, mode?: number): Handle;

@@ -135,12 +135,16 @@ struct Chunk {
   float mn;
 };
 
-__attribute__((target("avx2,f16c"))) inline Chunk decodeChunk(int type, const uint8_t* row, int64_t c) {
+// TYPE is a template parameter so that each format's kernel is compiled without the switch (a
+// runtime type cost about a third of the Q4 kernels' time); decodeChunk(type, ...) dispatches.
+template <int TYPE>
+__attribute__((target("avx2,f16c"))) inline Chunk decodeChunkOf(const uint8_t* row, int64_t c) {
+  constexpr int type = TYPE;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   Chunk k;
   k.scales16 = _mm256_set1_epi16(1);
   k.mn = 0.0f;
-  switch (type) {
+  switch (TYPE) {
     case 8: {
       const uint8_t* block = row + c * 34;
       k.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
@@ -184,7 +188,17 @@ __attribute__((target("avx2,f16c"))) inline Chunk decodeChunk(int type, const ui
   return k;
 }
 
-inline bool unsignedFormat(int type) { return type == 3 || type == 12; }
+__attribute__((target("avx2,f16c"))) inline Chunk decodeChunk(int type, const uint8_t* row, int64_t c) {
+  switch (type) {
+    case 2: return decodeChunkOf<2>(row, c);
+    case 3: return decodeChunkOf<3>(row, c);
+    case 8: return decodeChunkOf<8>(row, c);
+    case 12: return decodeChunkOf<12>(row, c);
+    default: return decodeChunkOf<14>(row, c);
+  }
+}
+
+constexpr bool unsignedFormat(int type) { return type == 3 || type == 12; }
 
 // Eight int32 partial sums of w . q (times Q6_K's per-16 scales) as floats. Exact: the pair sums
 // of maddubs stay within int16 (|w| <= 128, |q| <= 127), and the int32 sums within 2^24.
@@ -197,14 +211,15 @@ __attribute__((target("avx2"))) inline __m256 dot32(bool unsignedW, const Chunk&
 
 // y[m][n] for MR activation rows against NR packed weight rows (a tile: NR x MR independent
 // accumulators keep the units busy; one row alone is bound by the latency of its sum chain).
-template <int NR, int MR>
-__attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t m0,
+template <int TYPE, int NR, int MR>
+__attribute__((target("avx2,fma,f16c"))) void tileDot(const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t m0,
                                                        int64_t K, float* y, int64_t yStride) {
   __m256 acc[NR][MR];
   float minTerm[NR][MR] = {};
   for (int n = 0; n < NR; n++)
     for (int m = 0; m < MR; m++) acc[n][m] = _mm256_setzero_ps();
-  const bool isUnsigned = unsignedFormat(type);
+  constexpr bool isUnsigned = unsignedFormat(TYPE);
+  constexpr bool withMin = TYPE == 3 || TYPE == 12;
   for (int64_t c = 0; c < chunks; c++) {
     __m256i q[MR];
     float dx[MR];
@@ -214,10 +229,10 @@ __attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* r
     }
 #pragma GCC unroll 4
     for (int n = 0; n < NR; n++) {
-      const Chunk w = decodeChunk(type, rows + n * rowBytes, c);
+      const Chunk w = decodeChunkOf<TYPE>(rows + n * rowBytes, c);
 #pragma GCC unroll 4
       for (int m = 0; m < MR; m++) acc[n][m] = _mm256_fmadd_ps(_mm256_set1_ps(w.d * dx[m]), dot32(isUnsigned, w, q[m]), acc[n][m]);
-      if (w.mn != 0.0f)
+      if constexpr (withMin)
         for (int m = 0; m < MR; m++) minTerm[n][m] += w.mn * xq.sums[(m0 + m) * chunks + c];
     }
   }
@@ -225,12 +240,36 @@ __attribute__((target("avx2,fma,f16c"))) void tileDot(int type, const uint8_t* r
     for (int m = 0; m < MR; m++) y[m * yStride + n] = hsum(acc[n][m]) + minTerm[n][m];
 }
 
-template <int NR>
-void tileRows(int type, const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* y, int64_t N) {
+template <int TYPE, int NR>
+void tileRows(const uint8_t* rows, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* y, int64_t N) {
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) tileDot<NR, 4>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
-  for (; m + 2 <= M; m += 2) tileDot<NR, 2>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
-  if (m < M) tileDot<NR, 1>(type, rows, rowBytes, chunks, xq, m, K, y + m * N, N);
+  for (; m + 4 <= M; m += 4) tileDot<TYPE, NR, 4>(rows, rowBytes, chunks, xq, m, K, y + m * N, N);
+  for (; m + 2 <= M; m += 2) tileDot<TYPE, NR, 2>(rows, rowBytes, chunks, xq, m, K, y + m * N, N);
+  if (m < M) tileDot<TYPE, NR, 1>(rows, rowBytes, chunks, xq, m, K, y + m * N, N);
+}
+
+// Tiles [begin, end) of 4 output rows (the last tile may be short) of an (N, rowBytes) weight in
+// one format, into y (M, stride) from column 0.
+template <int TYPE>
+void tileRange(const uint8_t* qp, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* yp, int64_t N, int64_t stride,
+               int64_t begin, int64_t end) {
+  for (int64_t t = begin; t < end; t++) {
+    const int64_t n0 = t * 4, count = std::min<int64_t>(4, N - n0);
+    if (count == 4) tileRows<TYPE, 4>(qp + n0 * rowBytes, rowBytes, chunks, xq, M, K, yp + n0, stride);
+    else
+      for (int64_t r = 0; r < count; r++) tileRows<TYPE, 1>(qp + (n0 + r) * rowBytes, rowBytes, chunks, xq, M, K, yp + n0 + r, stride);
+  }
+}
+
+inline void tileRangeOf(int type, const uint8_t* qp, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* yp, int64_t N,
+                        int64_t stride, int64_t begin, int64_t end) {
+  switch (type) {
+    case 2: return tileRange<2>(qp, rowBytes, chunks, xq, M, K, yp, N, stride, begin, end);
+    case 3: return tileRange<3>(qp, rowBytes, chunks, xq, M, K, yp, N, stride, begin, end);
+    case 8: return tileRange<8>(qp, rowBytes, chunks, xq, M, K, yp, N, stride, begin, end);
+    case 12: return tileRange<12>(qp, rowBytes, chunks, xq, M, K, yp, N, stride, begin, end);
+    default: return tileRange<14>(qp, rowBytes, chunks, xq, M, K, yp, N, stride, begin, end);
+  }
 }
 
 // One chunk to 32 floats with AVX2: (d * half_scale) * q + mn, the products and sums of the scalar
@@ -413,32 +452,50 @@ inline bool kernelApplies(const at::Tensor& x, const at::Tensor& q, const std::o
   return true;
 }
 
+// A packed weight and its format, one of the products of fewRowMulti.
+struct Packed {
+  at::Tensor rows;  // (N, rowBytes) uint8, contiguous
+  int64_t type;
+};
+
+// Several few-row products of the same input, side by side: x (M, K) float32 CPU contiguous, weights
+// (N_i, rowBytes_i) -> (M, sum N_i), the columns of weight i from sum_{j<i} N_j. The activations are
+// quantized once and all the weights' tiles share one pass of the work pool (the projections q, k, v
+// of a decode step: a 192-row weight alone is too small to be worth a second thread).
+inline at::Tensor fewRowMulti(const at::Tensor& x2, const std::vector<Packed>& weights) {
+  const int64_t M = x2.size(0), K = x2.size(1), chunks = K / 32;
+  int64_t total = 0, bytes = 0;
+  std::vector<int64_t> firstTile{0}, column{0};
+  for (const Packed& w : weights) {
+    total += w.rows.size(0);
+    bytes += w.rows.numel();
+    firstTile.push_back(firstTile.back() + (w.rows.size(0) + 3) / 4);
+    column.push_back(total);
+  }
+  at::Tensor out = at::empty({M, total}, x2.options());
+  const QuantizedRows xq = quantizeRows(x2.const_data_ptr<float>(), M, K);
+  float* yp = out.mutable_data_ptr<float>();
+  // chunks of ~16 KiB of packed weight, claimed by whichever thread is running (work_pool.h)
+  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, weights[0].rows.size(1)));
+  // a small product (under ~128 KiB of weight per activation row) runs on the calling thread:
+  // waking a helper costs more than it saves there (measured: a 192 x 576 Q4_1 layer took 66 us threaded)
+  const int threads = bytes * M < (128 << 10) ? 1 : at::get_num_threads();
+  pisces::WorkPool::instance().run(firstTile.back(), chunk, threads, [&](int64_t begin, int64_t end) {
+    for (size_t i = 0; i < weights.size(); i++) {
+      const int64_t lo = std::max(begin, firstTile[i]), hi = std::min(end, firstTile[i + 1]);
+      if (lo >= hi) continue;
+      const Packed& w = weights[i];
+      tileRangeOf(static_cast<int>(w.type), w.rows.const_data_ptr<uint8_t>(), w.rows.size(1), chunks, xq, M, K, yp + column[i], w.rows.size(0), total,
+                  lo - firstTile[i], hi - firstTile[i]);
+    }
+  });
+  return out;
+}
+
 // The fused few-row product: x (..., K) float32 CPU, q (N, rowBytes) -> (..., N).
 inline at::Tensor fewRow(const at::Tensor& x, const at::Tensor& packed, int64_t type, const std::optional<at::Tensor>& b) {
   const int64_t K = x.size(-1), N = packed.size(0), M = x.numel() / K;
-  const int64_t chunks = K / 32;
-  const at::Tensor x2 = x.reshape({M, K}).contiguous();
-  const at::Tensor q = packed.contiguous();
-  at::Tensor out = at::empty({M, N}, x.options());
-  const float* xp = x2.const_data_ptr<float>();
-  const uint8_t* qp = q.const_data_ptr<uint8_t>();
-  float* yp = out.mutable_data_ptr<float>();
-  const QuantizedRows xq = quantizeRows(xp, M, K);
-  const int64_t rowBytes = q.size(1);
-  const int64_t tiles = (N + 3) / 4;
-  // chunks of ~16 KiB of packed weight, claimed by whichever thread is running (work_pool.h)
-  const int64_t chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, rowBytes));
-  // a small weight (under ~128 KiB per activation row) runs on the calling thread: waking a helper
-  // costs more than it saves there (measured: a 192 x 576 Q4_1 layer took 66 us threaded)
-  const int threads = N * rowBytes * M < (128 << 10) ? 1 : at::get_num_threads();
-  pisces::WorkPool::instance().run(tiles, chunk, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; t++) {
-      const int64_t n0 = t * 4, count = std::min<int64_t>(4, N - n0);
-      if (count == 4) tileRows<4>(static_cast<int>(type), qp + n0 * rowBytes, rowBytes, chunks, xq, M, K, yp + n0, N);
-      else
-        for (int64_t r = 0; r < count; r++) tileRows<1>(static_cast<int>(type), qp + (n0 + r) * rowBytes, rowBytes, chunks, xq, M, K, yp + n0 + r, N);
-    }
-  });
+  at::Tensor out = fewRowMulti(x.reshape({M, K}).contiguous(), {Packed{packed.contiguous(), type}});
   if (b && b->defined()) out.add_(*b);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = N;
