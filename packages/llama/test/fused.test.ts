@@ -49,6 +49,20 @@ function decodeLogits(model: LlamaForCausalLM, prompt: number[][], steps: number
   );
 }
 
+/** The fused and the per-operator decode give the same logits, within `tolerance` of their scale. */
+function expectSameLogits(model: LlamaForCausalLM, prompt: number[][], steps: number[][], tolerance: number): void {
+  const fused = decodeLogits(model, prompt, steps, true);
+  const reference = decodeLogits(model, prompt, steps, false);
+  try {
+    const scale = T.scope(() => reference.abs().max().item());
+    expect(scale).toBeGreaterThan(0.01);
+    expect(maxAbsDiff(fused, reference) / scale).toBeLessThanOrEqual(tolerance);
+  } finally {
+    fused.dispose();
+    reference.dispose();
+  }
+}
+
 const models: LlamaForCausalLM[] = [];
 afterAll(() => {
   for (const m of models) m.dispose();
@@ -65,28 +79,13 @@ describe("fused decode step: equals the per-operator layer", () => {
   ] as const)("%s weights, batch 2, grouped-query attention, 8 steps", (_, bits, tolerance) => {
     const model = bits ? quantize(fresh(1), bits) : fresh(1);
     models.push(model);
-    const prompt = ids(2, 5);
-    const steps = ids(2, 8);
-    const fused = decodeLogits(model, prompt, steps, true);
-    const reference = decodeLogits(model, prompt, steps, false);
-    const scale = T.scope(() => reference.abs().max().item());
-    expect(scale).toBeGreaterThan(0.01);
-    expect(maxAbsDiff(fused, reference) / scale).toBeLessThanOrEqual(tolerance);
-    fused.dispose();
-    reference.dispose();
+    expectSameLogits(model, ids(2, 5), ids(2, 8), tolerance);
   });
 
   it("after a long prompt (the attention runs on several threads): the same logits", () => {
     const model = fresh(2);
     models.push(model);
-    const prompt = ids(1, 300);
-    const steps = ids(1, 4);
-    const fused = decodeLogits(model, prompt, steps, true);
-    const reference = decodeLogits(model, prompt, steps, false);
-    const scale = T.scope(() => reference.abs().max().item());
-    expect(maxAbsDiff(fused, reference) / scale).toBeLessThanOrEqual(2e-5);
-    fused.dispose();
-    reference.dispose();
+    expectSameLogits(model, ids(1, 300), ids(1, 4), 2e-5);
   });
 
   it("greedy generation gives the same tokens either way", () => {

@@ -135,8 +135,9 @@ struct Chunk {
   float mn;
 };
 
-// TYPE is a template parameter so that each format's kernel is compiled without the switch (a
-// runtime type cost about a third of the Q4 kernels' time); decodeChunk(type, ...) dispatches.
+// TYPE is a template parameter so that each format's kernel is compiled without the switch: with
+// the type a runtime value inside the inner loop, a 1536 x 576 Q4_1 product at one row took 113 us,
+// compiled per format 42 us (this machine, busy). decodeChunk(type, ...) dispatches at run time.
 template <int TYPE>
 __attribute__((target("avx2,f16c"))) inline Chunk decodeChunkOf(const uint8_t* row, int64_t c) {
   constexpr int type = TYPE;
