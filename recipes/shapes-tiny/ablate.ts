@@ -18,7 +18,7 @@ import type { VqaScores } from "@pisces/shapes";
 import * as T from "@pisces/tensor-cuda";
 import { latestCheckpoint, readRecipe, trainPisces } from "@pisces/trainer";
 import { evaluate } from "./evaluate.js";
-import { recipeFor } from "./run.js";
+import { recipeFor, type Scale } from "./run.js";
 
 /** The arms: which stage they retrain, from which of the main run's models, on which manifests. */
 export const ARMS = {
@@ -51,13 +51,22 @@ export interface ArmResult {
   captionExactMatch: number;
 }
 
-export async function runArm(work: string, arm: Arm, seed: number, steps: number, log: (m: string) => void): Promise<ArmResult> {
+/** Trains one arm (resuming or skipping what is done) and scores it. `scale` picks the batch (the smoke test's is small). */
+export async function runArm(
+  work: string,
+  arm: Arm,
+  seed: number,
+  steps: number,
+  log: (m: string) => void,
+  o: { scale?: Scale; evaluation?: typeof ABLATION_EVAL | { [K in keyof typeof ABLATION_EVAL]: number } } = {},
+): Promise<ArmResult> {
+  const evaluation = o.evaluation ?? ABLATION_EVAL;
   const spec = ARMS[arm];
   const start = join(work, "runs", spec.from, "final");
   const decoder = join(work, "runs", "decoder", "final", "decoder");
   for (const dir of [start, decoder]) if (!existsSync(dir)) throw new Error(`${dir} does not exist: run the shapes-tiny recipe in ${work} first (run.ts)`);
   const out = join(work, "ablation", `${arm}-s${seed}`);
-  const base = recipeFor(work, spec.stage, "full");
+  const base = recipeFor(work, spec.stage, o.scale ?? "full");
   const recipe = {
     ...base,
     name: `ablation-${arm}-s${seed}`,
@@ -88,12 +97,12 @@ export async function runArm(work: string, arm: Arm, seed: number, steps: number
     renameSync(tmp, model);
   }
   log(`${arm} s${seed}: scoring`);
-  const e = await evaluate(model, ABLATION_EVAL);
+  const e = await evaluate(model, evaluation);
   const m = PiscesForConditionalGeneration.fromPretrained(model);
   let rollout: ArmResult["rollout"];
   try {
-    const detailed = await evalRollout(m, { scenes: ABLATION_EVAL.rolloutScenes, captions: "detailed" });
-    const short = await evalRollout(m, { scenes: ABLATION_EVAL.rolloutScenes, captions: "short" });
+    const detailed = await evalRollout(m, { scenes: evaluation.rolloutScenes, captions: "detailed" });
+    const short = await evalRollout(m, { scenes: evaluation.rolloutScenes, captions: "short" });
     rollout = { teacherForced: detailed.teacherForced, freeRunningDetailed: detailed.freeRunning, freeRunningShort: short.freeRunning };
   } finally {
     m.dispose();

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { PiscesForConditionalGeneration } from "@pisces/model";
 import * as T from "@pisces/tensor-cuda";
 import { afterAll, describe, expect, it } from "vitest";
+import { runArm, table } from "../ablate.js";
 import { evaluate } from "../evaluate.js";
 import { runRecipe, STAGES } from "../run.js";
 
@@ -59,5 +60,20 @@ describe("shapes-tiny recipe (smoke scale)", () => {
     expect(() => int8.savePretrained(join(work, "int8-copy"))).toThrow(/quantized \(int8\) when loaded; saving quantized weights is not supported yet/);
     float.dispose();
     int8.dispose();
+
+    // an ablation arm (ablate.ts): stage 3 retrained from stage 2 on its own mixture, then scored
+    const arm = await runArm(work, "synergy-understanding", 0, 2, () => {}, {
+      scale: "smoke",
+      evaluation: { promptsPerTask: 1, imagesPerPrompt: 1, steps: 2, guidanceScale: 3, vqaScenes: 2, rolloutScenes: 2 },
+    });
+    const armDir = join(work, "ablation", "synergy-understanding-s0");
+    const armRecipe = JSON.parse(readFileSync(join(armDir, "recipe.json"), "utf8"));
+    expect(armRecipe.model).toBe(join(work, "runs", "stage2", "final"));
+    expect(armRecipe.data.map((d: { manifest: string }) => d.manifest.split("/").pop())).toEqual(["train-caption.jsonl", "train-chat.jsonl"]);
+    expect(existsSync(join(armDir, "final", "config.json")) && existsSync(join(armDir, "model", unet))).toBe(true);
+    expect(arm).toMatchObject({ arm: "synergy-understanding", seed: 0, steps: 2 });
+    expect(arm.rollout.teacherForced).toBeGreaterThan(0);
+    expect(arm.vqaBlind).toBeGreaterThan(0);
+    expect(table([arm])).toMatch(/\| synergy-understanding \| 2 \| 0 \|/);
   }, 900_000);
 });
