@@ -4,7 +4,8 @@
 //   -> Pisces assembled from the parts -> stage 1 (short captions) -> stage 2 (detailed captions)
 //   -> stage 3 (mixed, with questions).
 // Budgets are in steps (this machine's speed varies ~5x): `--scale smoke` takes a few steps per
-// stage (minutes, for CI), `--scale full` the budgets below. A finished stage (its final/ folder
+// stage (seconds, for CI), `--scale mini` a few minutes (CI: it must answer questions above the
+// blind baseline), `--scale full` the budgets below. A finished stage (its final/ folder
 // exists) is skipped; an interrupted one resumes from its last checkpoint.
 //   npx tsx --conditions=@pisces/source recipes/shapes-tiny/run.ts WORK_DIR [--scale smoke|full] [--only STAGE]
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -27,11 +28,14 @@ import {
 } from "@pisces/trainer";
 import { CAPTIONING_PROMPT, GENERATION_PROMPT, writeParts } from "./parts.js";
 
-export type Scale = "smoke" | "full";
+export type Scale = "smoke" | "mini" | "full";
 
 /** Scenes per split, and steps / batch per stage, by scale. */
 export const BUDGETS = {
   smoke: { trainScenes: 64, heldoutScenes: 16, steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, stage1: 3, stage2: 2, stage3: 2 }, batch: 8 },
+  // a few minutes on two cores: enough SigLIP and stage 3 to answer questions above the blind
+  // baseline (test/mini.test.ts); the generation parts train a few steps only
+  mini: { trainScenes: 2000, heldoutScenes: 100, steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, stage1: 3, stage2: 2, stage3: 800 }, batch: 16 },
   full: {
     trainScenes: 20_000,
     heldoutScenes: 500,
@@ -265,8 +269,8 @@ export function finish(work: string, log: (m: string) => void = () => {}): strin
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { scale: { type: "string", default: "full" }, only: { type: "string" } } });
-  if (positionals.length !== 1 || !["smoke", "full"].includes(values.scale!)) {
-    process.stderr.write("usage: run.ts WORK_DIR [--scale smoke|full] [--only STAGE]\n");
+  if (positionals.length !== 1 || !["smoke", "mini", "full"].includes(values.scale!)) {
+    process.stderr.write("usage: run.ts WORK_DIR [--scale smoke|mini|full] [--only STAGE]\n");
     process.exit(2);
   }
   T.setNumThreads(T.getNumThreads());
