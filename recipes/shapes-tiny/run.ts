@@ -39,7 +39,7 @@ export const BUDGETS = {
   full: {
     trainScenes: 20_000,
     heldoutScenes: 500,
-    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 5000, stage1: 2000, stage2: 1000, stage3: 1500 },
+    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 3000, stage1: 2000, stage2: 1000, stage3: 1500 },
     batch: 32,
   },
 } as const;
