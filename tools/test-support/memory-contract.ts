@@ -44,6 +44,18 @@ export interface ContractResult {
  * Runs the contract check for `call` (sync or async). One call runs first, unmeasured: process-wide
  * caches made once (llama's RoPE sign vector per dtype and device) are not leaks.
  */
+/**
+ * Gives the event loop a turn when more than a second has passed since the last: a loop of
+ * synchronous calls that awaits only their (non-promise) results never reaches it, and vitest's
+ * worker then misses its 60 s RPC deadline on a slow machine ("Timeout calling onTaskUpdate").
+ */
+let lastTurn = performance.now();
+async function turn(): Promise<void> {
+  if (performance.now() - lastTurn < 1000) return;
+  await new Promise((r) => setImmediate(r));
+  lastTurn = performance.now();
+}
+
 export async function checkMemoryContract(T: TensorLib, call: () => unknown, calls = 1000): Promise<ContractResult> {
   for (const t of tensorsIn(T, await call())) t.dispose();
   await settle();
@@ -54,11 +66,17 @@ export async function checkMemoryContract(T: TensorLib, call: () => unknown, cal
   for (const t of outs) t.dispose();
   const leftAfterDispose = T.memoryStats().liveTensors - before;
   // warm up (allocator pools, JIT), then measure
-  for (let i = 0; i < 20; i++) for (const t of tensorsIn(T, await call())) t.dispose();
+  for (let i = 0; i < 20; i++) {
+    for (const t of tensorsIn(T, await call())) t.dispose();
+    await turn();
+  }
   await settle();
   const live0 = T.memoryStats().liveTensors;
   const rss0 = process.memoryUsage().rss;
-  for (let i = 0; i < calls; i++) for (const t of tensorsIn(T, await call())) t.dispose();
+  for (let i = 0; i < calls; i++) {
+    for (const t of tensorsIn(T, await call())) t.dispose();
+    await turn();
+  }
   await settle();
   return { added, outputs: outs.size, leftAfterDispose, liveDrift: T.memoryStats().liveTensors - live0, rssGrowth: process.memoryUsage().rss - rss0 };
 }

@@ -222,16 +222,18 @@ describe.runIf(llamaCpp)("GGUF kept quantized against llama.cpp on the same file
     );
     const file = join(mkdtempSync(join(tmpdir(), "pisces-llama-cpp-")), "prompts.json");
     write(file, JSON.stringify(prompts));
-    const reference = JSON.parse(
-      execFileSync(
-        process.env.PYTHON ?? "python3",
-        [join(repoRoot, "tools", "reference", "llama_cpp_bench.py"), join(dir, ref.gguf), "2", "greedy", file, "32"],
-        {
-          encoding: "utf8",
-          stdio: ["ignore", "pipe", "ignore"],
-        },
-      ),
-    ).tokens as number[][];
+    // asynchronously: the event loop stays free while llama.cpp runs (vitest's worker RPC has a 60 s deadline)
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { stdout } = await promisify(execFile)(process.env.PYTHON ?? "python3", [
+      join(repoRoot, "tools", "reference", "llama_cpp_bench.py"),
+      join(dir, ref.gguf),
+      "2",
+      "greedy",
+      file,
+      "32",
+    ]);
+    const reference = JSON.parse(stdout).tokens as number[][];
     const greedy = (model: LlamaForCausalLM, prompt: number[]) =>
       (model.generate({ inputIds: [prompt], maxNewTokens: 32, eosTokenId: null }).tolist() as number[][])[0]!.slice(prompt.length);
     const agreed = (a: number[], b: number[]) => {
