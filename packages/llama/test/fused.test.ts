@@ -6,17 +6,9 @@
 import * as T from "@pisces/tensor-cuda";
 import { afterAll, describe, expect, it } from "vitest";
 import { LlamaForCausalLM, quantize, resolveLlamaConfig, StaticCache } from "../src/index.js";
-import { maxAbsDiff } from "./helpers.js";
+import { maxAbsDiff, TINY_QUANTIZABLE } from "./helpers.js";
 
-const config = {
-  hidden_size: 64,
-  intermediate_size: 128,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  num_hidden_layers: 2,
-  vocab_size: 96,
-  max_position_embeddings: 512,
-};
+const config = { ...TINY_QUANTIZABLE, max_position_embeddings: 512 };
 const fresh = (seed: number) => {
   T.manualSeed(seed);
   return new LlamaForCausalLM(resolveLlamaConfig(config).config).eval();

@@ -21,7 +21,7 @@ import {
 } from "../src/index.js";
 import { ropeInverseFrequencies } from "../src/model.js";
 import { tinyLlamaGguf } from "../../../tools/test-support/gguf-writer.js";
-import { fixtures, generateOnce, repoRoot } from "./helpers.js";
+import { fixtures, generateOnce, repoRoot, TINY_QUANTIZABLE } from "./helpers.js";
 
 interface Reference {
   gguf: string;
@@ -362,16 +362,7 @@ describe("GGUF with K-quants (Q4_K, Q6_K)", () => {
 });
 
 describe("saveQuantized: a quantized model saved and loaded back packed", () => {
-  const config = {
-    hidden_size: 64,
-    intermediate_size: 128,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    num_hidden_layers: 2,
-    vocab_size: 96,
-    tie_word_embeddings: true,
-    max_position_embeddings: 64,
-  };
+  const config = { ...TINY_QUANTIZABLE, tie_word_embeddings: true, max_position_embeddings: 64 };
   const fresh = (seed: number) => {
     T.manualSeed(seed);
     return new LlamaForCausalLM(resolveLlamaConfig(config).config).eval();

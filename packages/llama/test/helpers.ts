@@ -41,3 +41,13 @@ export function smollm2Gguf(): string {
   });
   return join(dir, "SmolLM2-135M-Instruct.Q4_1.gguf");
 }
+
+/** A tiny Llama config.json whose widths are multiples of 32 (so every linear layer can be packed), with grouped-query attention. */
+export const TINY_QUANTIZABLE = {
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  num_hidden_layers: 2,
+  vocab_size: 96,
+};
