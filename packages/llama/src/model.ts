@@ -249,6 +249,12 @@ export class LlamaModel extends Module {
   layers: T.nn.ModuleList<LlamaDecoderLayer>;
   norm: LlamaRMSNorm;
   rotary_emb: LlamaRotaryEmbedding;
+  /**
+   * Activation checkpointing of the decoder layers in training (`T.checkpoint`): each layer keeps
+   * only its input for the backward and runs again when the backward reaches it. Off by default;
+   * see `LlamaForCausalLM.gradientCheckpointingEnable()`.
+   */
+  gradientCheckpointing = false;
   constructor(
     readonly config: LlamaConfig,
     options: ModelOptions = {},
@@ -294,11 +300,17 @@ export class LlamaModel extends Module {
       // No padding: causal masking for a prompt, nothing at all for one new token after a cache.
       const attnMask = mask === null && past === 0 ? "causal" : mask === null && Tn === 1 ? "none" : buildAttentionMask(mask, B, Tn, past, h.device);
       const hiddenStates: Tensor[] | undefined = input.outputHiddenStates ? [h] : undefined;
+      // activation checkpointing: a layer keeps only its input for the backward, which runs it again
+      const checkpointed = this.gradientCheckpointing && this.training && T.isGradEnabled() && !cache;
       for (const layer of this.layers) {
         // each layer in its own scope: its intermediates are freed as soon as it returns, so a long
         // prompt holds one layer's activations at a time (autograd keeps what backward needs itself)
         const input = h;
-        h = T.scope(() => layer.forward(input, cos, sin, attnMask, cache, past));
+        h = T.scope(() =>
+          checkpointed
+            ? T.checkpoint((x: Tensor, c: Tensor, s: Tensor, m: Tensor | "causal" | "none") => layer.forward(x, c, s, m), input, cos, sin, attnMask)
+            : layer.forward(input, cos, sin, attnMask, cache, past),
+        );
         hiddenStates?.push(h);
       }
       if (cache) cache.advance(Tn);
@@ -338,6 +350,22 @@ export class LlamaForCausalLM extends Module {
       this.lm_head.weight.dispose();
       this.lm_head.weight = this.model.embed_tokens.weight;
     }
+  }
+
+  /**
+   * Trades compute for memory in training (`gradient_checkpointing_enable()` in transformers): the
+   * decoder layers keep only their inputs for the backward and run a second time during it (about
+   * one more forward per step). Gradients are those of the plain backward. Applies in training
+   * mode with gradients on; decoding with a cache is unaffected.
+   */
+  gradientCheckpointingEnable(): void {
+    this.model.gradientCheckpointing = true;
+  }
+  gradientCheckpointingDisable(): void {
+    this.model.gradientCheckpointing = false;
+  }
+  get isGradientCheckpointing(): boolean {
+    return this.model.gradientCheckpointing;
   }
 
   /** The token embedding table, to embed ids before splicing other vectors in. */

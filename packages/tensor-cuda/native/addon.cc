@@ -872,6 +872,13 @@ napi_value Same(napi_env env, napi_callback_info info) {
   });
 }
 
+// share(h) -> a second handle on the same TensorImpl (same storage, same autograd identity: a
+// gradient accumulated into one is read through the other). For holders that outlive a scope.
+napi_value Share(napi_env env, napi_callback_info info) {
+  Args a = getArgs(env, info);
+  return guarded(env, [&]() -> napi_value { return wrapTensor(env, tensorOf(env, a.argv[0])); });
+}
+
 napi_value RequiresGrad(napi_env env, napi_callback_info info) {
   Args a = getArgs(env, info);
   return guarded(env, [&]() -> napi_value {
@@ -1140,7 +1147,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const Fn fns[] = {
       {"registerOp", RegisterOp}, {"call", Call}, {"callInplace", CallInplace}, {"binary", Binary},
       {"linear", Linear}, {"quantizedLinear", QuantizedLinear}, {"fusedDecoderLayer", FusedDecoderLayer}, {"dequantizeGgml", DequantizeGgml}, {"quantizeGgml", QuantizeGgml}, {"rmsNorm", RmsNorm}, {"fromBuffer", FromBuffer}, {"toBuffer", ToBuffer}, {"readFile", ReadFile}, {"meta", Meta},
-      {"same", Same}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
+      {"same", Same}, {"share", Share}, {"requiresGrad", RequiresGrad}, {"isLeaf", IsLeaf}, {"setRequiresGrad", SetRequiresGrad},
       {"backward", Backward}, {"grad", Grad}, {"setGrad", SetGrad}, {"dispose", Dispose},
       {"stats", Stats}, {"setGradEnabled", SetGradEnabled},
       {"isGradEnabled", IsGradEnabled}, {"manualSeed", ManualSeed}, {"newGenerator", NewGenerator},

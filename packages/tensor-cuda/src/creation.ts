@@ -268,14 +268,23 @@ export interface AutocastOptions {
  * Run the backward outside. `fn` must be synchronous: autocast is thread state, and an await would
  * leak it into whatever runs meanwhile.
  */
+const autocastRegions: Required<AutocastOptions>[] = [];
+
+/** @internal the autocast regions open now, outermost first (checkpoint() re-enters them to recompute). */
+export function openAutocastRegions(): readonly Required<AutocastOptions>[] {
+  return [...autocastRegions];
+}
+
 export function autocast<R>(options: AutocastOptions, fn: () => R): R {
   const dtype = options.dtype ?? (options.deviceType === "cpu" ? "bfloat16" : "float16");
   if (dtype !== "bfloat16" && dtype !== "float16") throw new TypeError(`autocast dtype must be bfloat16 or float16, got ${String(dtype)}`);
   const [wasEnabled, previousDtype] = native.setAutocast(options.deviceType, options.enabled ?? true, dtypeCode(dtype), true);
+  autocastRegions.push({ deviceType: options.deviceType, dtype, enabled: options.enabled ?? true });
   let result: R;
   try {
     result = fn();
   } finally {
+    autocastRegions.pop();
     native.setAutocast(options.deviceType, wasEnabled, previousDtype, false);
   }
   if (result instanceof Promise) throw new TypeError("autocast(fn): fn returned a Promise; autocast regions must be synchronous");

@@ -57,6 +57,7 @@ export {
   silu,
   softmax,
 } from "./functional.js";
+export { checkpoint, discardCheckpoints } from "./checkpoint.js";
 export { type DecoderLayerWeights, fusedDecoderLayer, fusedDecoderLayerApplies } from "./fused.js";
 export {
   dequantizeGgml,

@@ -38,6 +38,7 @@ export interface NativeAddon {
   readFile(path: string, offset: number, nbytes: number, shape: readonly number[], dtype: number): Handle;
   meta(h: Handle): [number[], number, string, boolean];
   same(a: Handle, b: Handle): boolean;
+  share(h: Handle): Handle;
   requiresGrad(h: Handle): boolean;
   isLeaf(h: Handle): boolean;
   setRequiresGrad(h: Handle, value: boolean): void;

@@ -196,6 +196,9 @@ function checkShape(shape: unknown, what: string): asserts shape is Shape {
  * A multi-dimensional array in libtorch memory (CPU or CUDA). Free it with `dispose()`,
  * `using`, or `scope()`; the GC frees forgotten tensors eventually, but not promptly.
  */
+/** @internal checkpoint.ts's hook: the recorded segments' backward, run after each `backward()`. */
+export const afterBackward: { run: (() => void) | null } = { run: null };
+
 export class Tensor {
   /** @internal the native handle; -1 once disposed */
   _h: Handle;
@@ -289,8 +292,13 @@ export class Tensor {
   set grad(value: Tensor | null) {
     native.setGrad(this._h, value === null ? null : value._h);
   }
+  /**
+   * Accumulates gradients into the leaves this tensor depends on (`torch.Tensor.backward`), then
+   * runs the backward of the checkpointed segments recorded since the last one (`checkpoint()`).
+   */
   backward(gradient?: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     native.backward(this._h, gradient ? gradient._h : null, options.retainGraph ?? null, options.createGraph ?? false);
+    afterBackward.run?.();
   }
   detach(): Tensor {
     return new Tensor(native.call(O.detach, this._h));

@@ -90,6 +90,53 @@ export function makeOptimizer(params: T.nn.Parameter[], o: Recipe["optimizer"]):
   );
 }
 
+/**
+ * Averages the gradients over the ranks after the backward, as DDP's reducer does during it: in
+ * buckets of about 25 MB (sum, then divided by the world size). A parameter no rank used keeps no
+ * gradient (the optimizer passes it over, as with DDP); one used by some ranks only gets zeros on
+ * the others first.
+ */
+export function allReduceGradients(params: readonly T.nn.Parameter[], group: T.distributed.ProcessGroup, bucketBytes = 25 * 1024 * 1024): void {
+  T.scope(() => {
+    const used = T.tensor(
+      params.map((p) => (T.scope(() => p.grad !== null) ? 1 : 0)),
+      { dtype: "float64" },
+    );
+    group.allReduce(used);
+    const anyRank = Array.from(used.toArray() as Float64Array, (v) => v > 0);
+    let bucket: T.Tensor[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (bucket.length === 0) return;
+      T.scope(() => {
+        const flat = T.cat(bucket.map((g) => g.flatten()));
+        group.allReduce(flat);
+        flat.div_(group.size);
+        let at = 0;
+        for (const g of bucket) {
+          g.copy_(flat.slice(0, at, at + g.numel()).view(g.shape));
+          at += g.numel();
+        }
+      });
+      bucket = [];
+      bytes = 0;
+    };
+    params.forEach((p, i) => {
+      if (!anyRank[i]) return;
+      let g = p.grad;
+      if (g === null) {
+        p.grad = T.zerosLike(p);
+        g = p.grad!;
+      }
+      if (bucket.length > 0 && (bucket[0]!.dtype !== g.dtype || bucket[0]!.device !== g.device)) flush();
+      bucket.push(g);
+      bytes += g.numel() * T.DTYPE_SIZE[g.dtype];
+      if (bytes >= bucketBytes) flush();
+    });
+    flush();
+  });
+}
+
 export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
   const group = options.group && options.group.size > 1 ? options.group : null;
   const world = group?.size ?? 1;
@@ -148,7 +195,10 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
         : spec.loss(examples, generator, step);
     // Parameters a batch does not use (the understanding MLP in a generation-only batch) are
     // found from the loss's graph each step, as DDP's find_unused_parameters does.
-    if (group) ddp = new T.distributed.DistributedDataParallel(module, group, { findUnusedParameters: true });
+    // With gradient checkpointing the reducer cannot be used: its hooks fire during the first
+    // backward, before the recomputed segments have added their share; the gradients are
+    // all-reduced once the whole backward has run instead (not overlapped with it).
+    if (group && !recipe.gradientCheckpointing) ddp = new T.distributed.DistributedDataParallel(module, group, { findUnusedParameters: true });
     module.train();
     const mine = saved?.[rank];
     const stream = new RecordStream(recipe.data, recipe.seed, recipe.shuffle, mine?.data as DataPosition | undefined);
@@ -310,6 +360,7 @@ export async function* runTraining<E>(recipe: Recipe, spec: TrainerSpec<E>, opti
             for (const e of examples) spec.disposeExample(e);
           }
         }
+        if (group && !ddp) allReduceGradients(params, group);
         const names = Object.keys(parts);
         // losses averaged over the ranks, skip counts summed: one all-reduce per step
         const totals = sumOverRanks([loss, ...names.map((k) => parts[k]!), skipped]);

@@ -87,6 +87,7 @@ export async function* trainPisces(recipe: Recipe, options: TrainOptions = {}): 
     if (recipe.imageLossWeight !== null) config.imageLossWeight = recipe.imageLossWeight;
     if (recipe.generationInputNoiseStd !== null) config.generationInputNoiseStd = recipe.generationInputNoiseStd;
     if (recipe.generationScheduledSampling !== null) config.generationScheduledSampling = recipe.generationScheduledSampling;
+    if (recipe.gradientCheckpointing) model.language_model.gradientCheckpointingEnable();
     const processor = model.processor!;
     if (model.config.generationTargetNormalization && !(options.resume && latestCheckpoint(recipe.outputDir)) && identityStatistics(model)) {
       const n = await measureTargetStatistics(model, recipe);

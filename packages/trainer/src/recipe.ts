@@ -57,6 +57,8 @@ export interface RecipeJson {
   validation?: { data: RecipeJson["data"]; every?: number; max_records?: number };
   /** "bf16": the loss is computed under libtorch's bfloat16 autocast (float32 master weights and gradients); default "no" (float32). */
   mixed_precision?: "no" | "bf16";
+  /** Pisces: activation checkpointing of the LLM's decoder layers (each keeps only its input; the backward runs it again). Default false. */
+  gradient_checkpointing?: boolean;
   /** Records prepared ahead of the one in use (images decoded while the step runs); 0 reads one at a time; default micro_batch_size. */
   prefetch?: number;
   /** The run stops with an error when more than this share of the records read were bad (default 0.1). */
@@ -105,6 +107,7 @@ export interface Recipe {
   readonly maxNonfiniteSteps: number;
   readonly prefetch: number;
   readonly mixedPrecision: "no" | "bf16";
+  readonly gradientCheckpointing: boolean;
   readonly targetStatisticsRecords: number;
   readonly textLossWeight: number | null;
   readonly imageLossWeight: number | null;
@@ -132,6 +135,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     ema_decay: ["decoder"],
     kl_weight: ["vae"],
     reconstruction_loss: ["vae"],
+    gradient_checkpointing: ["pisces"],
   };
   for (const [k, kinds] of Object.entries(only))
     if (r.has(k) && !kinds.includes(kind)) r.fail(`${k} applies to kind ${kinds.map((x) => `"${x}"`).join(" or ")} only`);
@@ -184,6 +188,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const maxSkippedFraction = r.number("max_skipped_fraction", 0.1, { min: 0, max: 1 });
   const targetStatisticsRecords = r.int("target_statistics_records", 256, { max: 1e7 });
   const mixedPrecision = r.string("mixed_precision", "no", ["no", "bf16"]);
+  const gradientCheckpointing = r.bool("gradient_checkpointing", false);
   const prefetch = r.int("prefetch", microBatchSize, { min: 0, max: 1 << 16 });
   const maxNonfiniteSteps = r.int("max_nonfinite_steps", 5, { max: 1e9 });
   const textLossWeight = r.has("text_loss_weight") ? r.number("text_loss_weight", 1, { min: 0, max: 1e6 }) : null;
@@ -225,6 +230,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     maxNonfiniteSteps,
     prefetch,
     mixedPrecision,
+    gradientCheckpointing,
     targetStatisticsRecords,
     textLossWeight,
     imageLossWeight,

@@ -20,26 +20,28 @@ async function run(recipePath: string, resume = false): Promise<TrainEvent[]> {
 }
 
 describe("trainPisces", () => {
-  it("two steps equal the PyTorch reference loop (AdamW, clipping): losses and updated weights within 1e-5", async () => {
-    const dir = join(work, "parity");
-    const events = await run(writeRecipe(dir));
-    const refPath = join(dir, "reference-steps.safetensors");
+  it("two steps equal the PyTorch reference loop (AdamW, clipping): losses and updated weights within 1e-5, with and without gradient checkpointing", async () => {
+    const refPath = join(work, "reference-steps.safetensors");
     execFileSync(python, [piscesReferenceScript, "train_steps", piscesReference("tied_k2"), refPath], { stdio: "pipe" });
     const refLosses = (JSON.parse(readFileSync(`${refPath}.json`, "utf8")) as { losses: number[] }).losses;
-    const losses = events.flatMap((e) => (e.type === "step" ? [e.loss] : []));
-    expect(losses.length).toBe(2);
-    for (const [i, l] of losses.entries()) expect(Math.abs(l - refLosses[i]!)).toBeLessThanOrEqual(1e-5);
-    expect(losses[1]).toBeLessThan(losses[0]!); // it learns
-    const ours = T.loadSafetensors(join(dir, "run", "final", "model.safetensors"));
     const theirs = T.loadSafetensors(refPath);
-    expect(ours.keys().sort()).toEqual(theirs.keys().sort());
-    let worst = 0;
-    for (const k of ours.keys())
-      worst = Math.max(
-        worst,
-        T.scope(() => ours.get(k).sub(theirs.get(k)).abs().max().item()),
-      );
-    expect(worst).toBeLessThanOrEqual(1e-5);
+    for (const checkpointing of [false, true]) {
+      const dir = join(work, checkpointing ? "parity-checkpointing" : "parity");
+      const events = await run(writeRecipe(dir, { gradient_checkpointing: checkpointing }));
+      const losses = events.flatMap((e) => (e.type === "step" ? [e.loss] : []));
+      expect(losses.length).toBe(2);
+      for (const [i, l] of losses.entries()) expect(Math.abs(l - refLosses[i]!)).toBeLessThanOrEqual(1e-5);
+      expect(losses[1]).toBeLessThan(losses[0]!); // it learns
+      const ours = T.loadSafetensors(join(dir, "run", "final", "model.safetensors"));
+      expect(ours.keys().sort()).toEqual(theirs.keys().sort());
+      let worst = 0;
+      for (const k of ours.keys())
+        worst = Math.max(
+          worst,
+          T.scope(() => ours.get(k).sub(theirs.get(k)).abs().max().item()),
+        );
+      expect(worst, checkpointing ? "checkpointed" : "plain").toBeLessThanOrEqual(1e-5);
+    }
   });
 
   it("a resumed run continues bit-exactly (losses, metrics and final weights)", async () => {
@@ -89,6 +91,7 @@ describe("trainPisces", () => {
     bad({ tasks: ["painting"] }, /tasks/);
     bad({ generation_scheduled_sampling: 1.5 }, /generation_scheduled_sampling/);
     bad({ generation_input_noise_std: -1 }, /generation_input_noise_std/);
+    bad({ kind: "decoder", gradient_checkpointing: true }, /gradient_checkpointing applies to kind "pisces" only/);
     // training options override the model's config only when given
     expect(resolveRecipe({ ...base, generation_scheduled_sampling: 0.5 }, "r.json")).toMatchObject({
       generationScheduledSampling: 0.5,
