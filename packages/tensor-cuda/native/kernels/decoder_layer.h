@@ -64,24 +64,68 @@ inline void rotate(float* v, const float* c, const float* s, int64_t half) {
   }
 }
 
-// softmax(q K^T scale) V for one query head over S cached positions (K, V: (S, hs) rows); p: S floats of scratch.
+// softmax(q K^T scale) V for one query head over S cached positions (K, V: (S, hs) rows); p: S
+// floats of scratch. Vectorised over the head dimension when it is a multiple of 8 (every Llama's
+// is), four keys at a time so that four independent sums are in flight: the scalar loops took
+// ~0.3 ms a layer at 250 cached positions (SmolLM2-135M, 9 heads of 64), as long as the layer's
+// seven packed projections together.
 __attribute__((target("avx2,fma"))) inline void attendOne(const float* q, const float* K, const float* V, int64_t S, int64_t hs, float scale, float* p, float* out) {
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < S; j++) {
-    float dot = 0.0f;
-    const float* kj = K + j * hs;
-    for (int64_t d = 0; d < hs; d++) dot += q[d] * kj[d];
-    p[j] = dot * scale;
-    mx = std::max(mx, p[j]);
+  if (hs % 8 == 0) {
+    int64_t j = 0;
+    for (; j + 4 <= S; j += 4) {
+      const float* k0 = K + j * hs;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hs; d += 8) {
+        const __m256 qd = _mm256_loadu_ps(q + d);
+        a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k0 + d), a0);
+        a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k0 + hs + d), a1);
+        a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k0 + 2 * hs + d), a2);
+        a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k0 + 3 * hs + d), a3);
+      }
+      p[j] = quant::hsum(a0) * scale;
+      p[j + 1] = quant::hsum(a1) * scale;
+      p[j + 2] = quant::hsum(a2) * scale;
+      p[j + 3] = quant::hsum(a3) * scale;
+    }
+    for (; j < S; j++) {
+      const float* kj = K + j * hs;
+      __m256 a = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hs; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kj + d), a);
+      p[j] = quant::hsum(a) * scale;
+    }
+    for (j = 0; j < S; j++) mx = std::max(mx, p[j]);
+  } else {
+    for (int64_t j = 0; j < S; j++) {
+      float dot = 0.0f;
+      const float* kj = K + j * hs;
+      for (int64_t d = 0; d < hs; d++) dot += q[d] * kj[d];
+      p[j] = dot * scale;
+      mx = std::max(mx, p[j]);
+    }
   }
   float sum = 0.0f;
   for (int64_t j = 0; j < S; j++) {
     p[j] = std::exp(p[j] - mx);
     sum += p[j];
   }
+  const float inv = 1.0f / sum;
   for (int64_t d = 0; d < hs; d++) out[d] = 0.0f;
+  if (hs % 8 == 0) {
+    for (int64_t d0 = 0; d0 < hs; d0 += 32) {  // 4 accumulators of 8 lanes: 32 output values per pass over V
+      const int64_t width = std::min<int64_t>(32, hs - d0);
+      __m256 o[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int64_t j = 0; j < S; j++) {
+        const __m256 w = _mm256_set1_ps(p[j] * inv);
+        const float* vj = V + j * hs + d0;
+        for (int64_t r = 0; r < width / 8; r++) o[r] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * r), o[r]);
+      }
+      for (int64_t r = 0; r < width / 8; r++) _mm256_storeu_ps(out + d0 + 8 * r, o[r]);
+    }
+    return;
+  }
   for (int64_t j = 0; j < S; j++) {
-    const float w = p[j] / sum;
+    const float w = p[j] * inv;
     const float* vj = V + j * hs;
     for (int64_t d = 0; d < hs; d++) out[d] += w * vj[d];
   }
@@ -147,8 +191,12 @@ inline at::Tensor decoderLayer(const at::Tensor& x, const DecoderLayer& L, const
   at::Tensor attn = at::empty({B, nh * hs}, x2.options());
   float* ap = attn.mutable_data_ptr<float>();
   const int64_t S = position + 1, group = nh / nkv;
-  // one head's work is S x hs x 2 multiply-adds: below ~64k of them in all, threads cost more than they save
-  at::parallel_for(0, B * nh, B * nh * S * hs < (1 << 16) ? B * nh : 1, [&](int64_t begin, int64_t end) {
+  // one head's work is S x hs x 2 multiply-adds: below ~64k of them in all, threads cost more than
+  // they save. The work pool, not OpenMP: the pool's helper still spins from the projection before,
+  // and waking OpenMP's team beside it put three threads on two cores (the layer took twice as long
+  // on two threads as on one at 250 cached positions).
+  const int threads = B * nh * S * hs < (1 << 16) ? 1 : at::get_num_threads();
+  pisces::WorkPool::instance().run(B * nh, 1, threads, [&](int64_t begin, int64_t end) {
     std::vector<float> p(S);
     for (int64_t i = begin; i < end; i++) {
       const int64_t b = i / nh, h = i % nh, kvh = h / group;

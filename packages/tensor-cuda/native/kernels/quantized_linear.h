@@ -251,11 +251,22 @@ void tileRows(const uint8_t* rows, int64_t rowBytes, int64_t chunks, const Quant
 
 // Tiles [begin, end) of 4 output rows (the last tile may be short) of an (N, rowBytes) weight in
 // one format, into y (M, stride) from column 0.
+// How many tiles ahead tileRange prefetches.
+constexpr int64_t kPrefetchTiles = 2;
+
 template <int TYPE>
 void tileRange(const uint8_t* qp, int64_t rowBytes, int64_t chunks, const QuantizedRows& xq, int64_t M, int64_t K, float* yp, int64_t N, int64_t stride,
                int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t++) {
     const int64_t n0 = t * 4, count = std::min<int64_t>(4, N - n0);
+    // a later tile's rows, fetched while this one computes: with the hardware prefetcher alone, 30
+    // layers streamed from memory took about twice as long as one layer 30 times from cache (a
+    // decode step streams every weight once); measured on a busy machine, so the gain is rough
+    if (t + kPrefetchTiles < end) {
+      const uint8_t* next = qp + (n0 + 4 * kPrefetchTiles) * rowBytes;
+      const int64_t span = std::min<int64_t>(4, N - n0 - 4 * kPrefetchTiles) * rowBytes;
+      for (int64_t off = 0; off < span; off += 64) _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T0);
+    }
     if (count == 4) tileRows<TYPE, 4>(qp + n0 * rowBytes, rowBytes, chunks, xq, M, K, yp + n0, stride);
     else
       for (int64_t r = 0; r < count; r++) tileRows<TYPE, 1>(qp + (n0 + r) * rowBytes, rowBytes, chunks, xq, M, K, yp + n0 + r, stride);
