@@ -50,9 +50,10 @@ function share(t: Tensor): Tensor {
  * - With gradient recording off (`noGrad`, inference) this is just `fn(...inputs)`. With it on, the
  *   first run records too and drops its graph at once, so the values passed on are bit for bit
  *   those of a plain forward (some kernels differ with recording off).
- * - The segments recorded are run by the next `backward()`, whatever tensor it is called on; a
- *   forward that will never be backwarded should call `discardCheckpoints()`. Double backward
- *   (`createGraph`) through a segment is not supported.
+ * - The segments recorded are run by the next `backward()`, whatever tensor it is called on, and
+ *   released by it unless it retains the graph (`{retainGraph: true}`: a later backward of the
+ *   same forward runs them again). A forward that will never be backwarded should call
+ *   `discardCheckpoints()`. Double backward (`createGraph`) through a segment is not supported.
  */
 export function checkpoint<A extends unknown[], R extends Outputs>(fn: (...inputs: A) => R, ...inputs: A): R {
   if (typeof fn !== "function") throw new TypeError(`checkpoint(fn, ...inputs): fn must be a function, got ${typeof fn}`);
@@ -162,13 +163,18 @@ function runSegment(s: Segment): void {
   });
 }
 
-afterBackward.run = () => {
+afterBackward.run = (retainGraph) => {
   if (tape.length === 0) return;
   const segments = tape;
   tape = []; // segments recorded while these run (nested checkpoints) belong to the inner backward
+  let ran = false;
   try {
     for (let i = segments.length - 1; i >= 0; i--) runSegment(segments[i]!);
+    ran = true;
   } finally {
-    for (const s of segments) release(s);
+    // with retainGraph the graph may be backwarded again (a second loss on the same forward):
+    // the segments stay recorded for that backward, as their graph would in PyTorch
+    if (retainGraph && ran) tape = [...segments, ...tape];
+    else for (const s of segments) release(s);
   }
 };

@@ -197,7 +197,7 @@ function checkShape(shape: unknown, what: string): asserts shape is Shape {
  * `using`, or `scope()`; the GC frees forgotten tensors eventually, but not promptly.
  */
 /** @internal checkpoint.ts's hook: the recorded segments' backward, run after each `backward()`. */
-export const afterBackward: { run: (() => void) | null } = { run: null };
+export const afterBackward: { run: ((retainGraph: boolean) => void) | null } = { run: null };
 
 export class Tensor {
   /** @internal the native handle; -1 once disposed */
@@ -298,7 +298,7 @@ export class Tensor {
    */
   backward(gradient?: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     native.backward(this._h, gradient ? gradient._h : null, options.retainGraph ?? null, options.createGraph ?? false);
-    afterBackward.run?.();
+    afterBackward.run?.(options.retainGraph ?? false);
   }
   detach(): Tensor {
     return new Tensor(native.call(O.detach, this._h));

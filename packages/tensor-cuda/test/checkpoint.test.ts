@@ -70,6 +70,23 @@ describe("checkpoint", () => {
     for (const t of [...n.all, x]) t.dispose();
   });
 
+  it("runs the segments again for a second backward of a retained graph", () => {
+    const n = net();
+    const x = T.keep(T.randn([4, 6], { dtype: "float64", generator: gen() }));
+    const twoLosses = (checkpointed: boolean) => {
+      for (const p of n.all) p.grad = null;
+      T.scope(() => {
+        let h = x.mul(n.scale);
+        for (const [w1, b, w2] of n.layers) h = checkpointed ? T.checkpoint(block, h, w1, b, w2) : block(h, w1, b, w2);
+        h.pow(2).mean().backward(undefined, { retainGraph: true });
+        h.sin().sum().backward();
+      });
+      return n.all.map((p) => T.scope(() => flat(p.grad!)));
+    };
+    expect(maxDiff(twoLosses(true), twoLosses(false))).toBeLessThanOrEqual(1e-12);
+    for (const t of [...n.all, x]) t.dispose();
+  });
+
   it("handles several outputs, non-tensor inputs, an output the loss ignores and a segment it never reaches", () => {
     const g = gen();
     const w = param([5, 5], g);
