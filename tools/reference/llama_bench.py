@@ -9,22 +9,17 @@ import os
 import sys
 
 import torch
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+from transformers import GenerationConfig, LlamaForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from smollm2_shape import ensure_random_smollm2  # noqa: E402
 from timing import best_time  # noqa: E402
 
 model_dir, threads, new_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 only_decode1 = len(sys.argv) > 4 and sys.argv[4] == "decode1"
 torch.set_num_threads(threads)
 
-if not os.path.exists(os.path.join(model_dir, "config.json")):
-    torch.manual_seed(0)
-    # HuggingFaceTB/SmolLM2-135M-Instruct config.json
-    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                         rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
-    LlamaForCausalLM(config).save_pretrained(model_dir)
+ensure_random_smollm2(model_dir)
 
 model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
 g = torch.Generator().manual_seed(0)

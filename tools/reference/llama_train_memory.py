@@ -12,18 +12,15 @@ import sys
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from smollm2_shape import ensure_random_smollm2  # noqa: E402
 
 model_dir, threads, batch, sequence, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 torch.set_num_threads(threads)
 
-if not os.path.exists(os.path.join(model_dir, "config.json")):
-    torch.manual_seed(0)
-    # HuggingFaceTB/SmolLM2-135M-Instruct config.json (as tools/reference/llama_bench.py)
-    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                         rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
-    LlamaForCausalLM(config).save_pretrained(model_dir)
+ensure_random_smollm2(model_dir)
 
 
 def status(key):
