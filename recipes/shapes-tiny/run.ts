@@ -32,10 +32,20 @@ export type Scale = "smoke" | "mini" | "full";
 
 /** Scenes per split, and steps / batch per stage, by scale. */
 export const BUDGETS = {
-  smoke: { trainScenes: 64, heldoutScenes: 16, steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 2 }, batch: 8 },
+  smoke: {
+    trainScenes: 64,
+    heldoutScenes: 16,
+    steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 2 },
+    batch: 8,
+  },
   // a few minutes on two cores: enough SigLIP and stage 3 to answer questions above the blind
   // baseline (test/mini.test.ts); the generation parts train a few steps only
-  mini: { trainScenes: 2000, heldoutScenes: 100, steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 800 }, batch: 16 },
+  mini: {
+    trainScenes: 2000,
+    heldoutScenes: 100,
+    steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 800 },
+    batch: 16,
+  },
   full: {
     trainScenes: 20_000,
     heldoutScenes: 500,

@@ -22,10 +22,12 @@ describe("shapes-tiny recipe (smoke scale)", () => {
     for (const stage of STAGES) expect(existsSync(join(work, "runs", stage, "final")), stage).toBe(true);
     expect(lines.join("\n")).toMatch(/gen_clip: step 3\/3 loss .* contrastive_loss/);
     expect(lines.join("\n")).toMatch(/stage3: step 2\/2 loss .* image_loss/);
-    // the finished folder is stage 3's Pisces with the trained decoder in place
+    // the finished folder is stage 3's Pisces with the last trained decoder (decoder_more's) in place
     expect(final).toBe(join(work, "model"));
     const unet = join("decoder", "unet", "diffusion_pytorch_model.safetensors");
-    expect(readFileSync(join(final, unet)).equals(readFileSync(join(work, "runs", "decoder", "final", unet)))).toBe(true);
+    expect(readFileSync(join(final, unet)).equals(readFileSync(join(work, "runs", "decoder_more", "final", unet)))).toBe(true);
+    expect(readFileSync(join(final, unet)).equals(readFileSync(join(work, "runs", "decoder", "final", unet)))).toBe(false);
+    expect(JSON.parse(readFileSync(join(work, "recipes", "decoder_more.json"), "utf8")).model).toBe(join(work, "runs", "decoder", "final"));
     const model = PiscesForConditionalGeneration.fromPretrained(final);
     expect(model.numGenerationVectors).toBe(64); // an 8 x 8 gen-CLIP grid, kernel 1
     model.dispose();
