@@ -1,8 +1,7 @@
 // Activation checkpointing (`torch.utils.checkpoint.checkpoint`): a segment of the forward runs
 // and its graph is dropped as soon as it returns; it runs again, recording, when the backward
-// reaches it. Memory
-// for activations drops from every intermediate of every segment to the segments' inputs, at the
-// cost of a second forward of each segment.
+// reaches it. Memory for activations drops from every intermediate of every segment to the
+// segments' inputs, at the cost of a second forward of each segment.
 //
 // How it works here, without a custom autograd node (which would have to call back into
 // JavaScript from libtorch's engine): the segment's outputs are new leaves that require grad. The
@@ -26,7 +25,6 @@ interface Segment {
   inputs: unknown[];
   /** Handles on the output leaves, to read the gradient the backward left there. */
   leaves: Tensor[];
-  single: boolean;
   meta: { shape: number[]; dtype: string }[];
   autocast: readonly Required<AutocastOptions>[];
 }
@@ -83,7 +81,6 @@ export function checkpoint<A extends unknown[], R extends Outputs>(fn: (...input
     fn: fn as unknown as (...inputs: unknown[]) => Outputs,
     inputs: inputs.map((x) => (x instanceof Tensor ? share(x) : x)),
     leaves: leaves.map(share),
-    single,
     meta: leaves.map((l) => ({ shape: l.shape as number[], dtype: l.dtype })),
     autocast: openAutocastRegions(),
   });

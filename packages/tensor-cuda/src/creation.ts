@@ -249,16 +249,19 @@ export function manualSeed(seed: number | bigint): void {
  */
 export const MAX_NUM_THREADS = Math.max(16, 4 * availableParallelism());
 
-/**
- * Runs `fn` with gradient recording off (`torch.no_grad()`). Grad mode is per thread: if `fn`
- * is async, recording stays off until its promise settles, for all code running meanwhile.
- */
 export interface AutocastOptions {
   deviceType: "cpu" | "cuda";
   /** Default: bfloat16 on CPU, float16 on CUDA (torch.autocast's defaults). */
   dtype?: "bfloat16" | "float16";
   /** false runs fn with autocast off (a full-precision region inside an autocast one). Default true. */
   enabled?: boolean;
+}
+
+const autocastRegions: Required<AutocastOptions>[] = [];
+
+/** @internal the autocast regions open now, outermost first (checkpoint() re-enters them to recompute). */
+export function openAutocastRegions(): readonly Required<AutocastOptions>[] {
+  return [...autocastRegions];
 }
 
 /**
@@ -268,13 +271,6 @@ export interface AutocastOptions {
  * Run the backward outside. `fn` must be synchronous: autocast is thread state, and an await would
  * leak it into whatever runs meanwhile.
  */
-const autocastRegions: Required<AutocastOptions>[] = [];
-
-/** @internal the autocast regions open now, outermost first (checkpoint() re-enters them to recompute). */
-export function openAutocastRegions(): readonly Required<AutocastOptions>[] {
-  return [...autocastRegions];
-}
-
 export function autocast<R>(options: AutocastOptions, fn: () => R): R {
   const dtype = options.dtype ?? (options.deviceType === "cpu" ? "bfloat16" : "float16");
   if (dtype !== "bfloat16" && dtype !== "float16") throw new TypeError(`autocast dtype must be bfloat16 or float16, got ${String(dtype)}`);
@@ -291,6 +287,10 @@ export function autocast<R>(options: AutocastOptions, fn: () => R): R {
   return result;
 }
 
+/**
+ * Runs `fn` with gradient recording off (`torch.no_grad()`). Grad mode is per thread: if `fn`
+ * is async, recording stays off until its promise settles, for all code running meanwhile.
+ */
 export function noGrad<T>(fn: () => T): T {
   const previous = native.setGradEnabled(false);
   let result: T;

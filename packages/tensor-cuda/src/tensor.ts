@@ -192,13 +192,13 @@ function checkShape(shape: unknown, what: string): asserts shape is Shape {
     throw new TypeError(`${what}: expected the shape as an array of integers, e.g. [2, 3]; got ${inspect(shape)}`);
 }
 
+/** @internal checkpoint.ts's hook: the recorded segments' backward, run after each `backward()`. */
+export const afterBackward: { run: ((retainGraph: boolean) => void) | null } = { run: null };
+
 /**
  * A multi-dimensional array in libtorch memory (CPU or CUDA). Free it with `dispose()`,
  * `using`, or `scope()`; the GC frees forgotten tensors eventually, but not promptly.
  */
-/** @internal checkpoint.ts's hook: the recorded segments' backward, run after each `backward()`. */
-export const afterBackward: { run: ((retainGraph: boolean) => void) | null } = { run: null };
-
 export class Tensor {
   /** @internal the native handle; -1 once disposed */
   _h: Handle;

@@ -70,3 +70,17 @@ export function stepAndCompare(module: T.nn.Module, loss: T.Tensor, reference: T
     optimizer.dispose();
   }
 }
+
+/** The largest |a - b| over every tensor of two weight files (or readers), which must hold the same keys. */
+export function worstWeightDifference(a: string | T.SafetensorsReader, b: string | T.SafetensorsReader): number {
+  const x = typeof a === "string" ? T.loadSafetensors(a) : a;
+  const y = typeof b === "string" ? T.loadSafetensors(b) : b;
+  expect(y.keys().sort()).toEqual(x.keys().sort());
+  let worst = 0;
+  for (const k of x.keys())
+    worst = Math.max(
+      worst,
+      T.scope(() => x.get(k).sub(y.get(k)).abs().max().item()),
+    );
+  return worst;
+}
