@@ -572,6 +572,20 @@ export interface GGUFLoadOptions extends ModelOptions {
    * `dtype` (a model that trains, or runs in bf16).
    */
   dequantize?: boolean;
+  /**
+   * true (the default): the packed weights of a CPU model are copied into one region in the order a
+   * decode step reads them (layer by layer, q k v o gate up down, then the embedding / lm_head),
+   * 2 MiB aligned and advised for transparent huge pages (`T.packTogether`). false: each weight
+   * keeps its own allocation (for comparison; the benchmark measures both).
+   */
+  hugePages?: boolean;
+}
+
+/** The order a decode step reads a layer's packed weights in (the embedding and lm_head after every layer). */
+const READ_ORDER = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+function readRank(key: string): number {
+  const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(key);
+  return m ? Number(m[1]) * READ_ORDER.length + READ_ORDER.indexOf(m[2]!) : Number.MAX_SAFE_INTEGER;
 }
 
 /** The Hugging Face keys whose weights can stay packed: every linear layer and the embedding. */
@@ -588,7 +602,7 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
   const what = `${path} (GGUF metadata)`;
   const { config } = resolveLlamaConfig(json, what);
   const tokenizer = ggufTokenizer(file);
-  const { dequantize: dequantizeAll = false, ...modelOptions } = options;
+  const { dequantize: dequantizeAll = false, hugePages = true, ...modelOptions } = options;
   const { dtype, device } = T.resolveLoadOptions(modelOptions);
   // A lazy state dict under Hugging Face keys: each tensor is dequantized (and q/k un-permuted) when loaded.
   const byKey = new Map<string, GGUFTensorInfo>();
@@ -625,6 +639,15 @@ export function loadGGUF(path: string, options: GGUFLoadOptions = {}): { model: 
       }
       packed.set(k, { tensor: T.keep(t), format, shape: info.shape.slice() });
     }
+  if (hugePages && device === "cpu" && packed.size) {
+    const order = [...packed.keys()].sort((a, b) => readRank(a) - readRank(b));
+    const copies = T.packTogether(order.map((k) => packed.get(k)!.tensor));
+    order.forEach((k, i) => {
+      const p = packed.get(k)!;
+      p.tensor.dispose();
+      p.tensor = T.keep(copies[i]!);
+    });
+  }
   const embed = packed.get("model.embed_tokens.weight");
   if (config.tieWordEmbeddings && embed && !byKey.has("lm_head.weight")) packed.set("lm_head.weight", embed);
   const keys = [...byKey.keys()].filter((k) => !packed.has(k));

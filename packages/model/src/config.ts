@@ -37,6 +37,13 @@ export interface PiscesConfigJson {
    */
   generation_scheduled_sampling?: number;
   /**
+   * Rollout sampling (training only, off by default): the share of generation samples whose input
+   * vectors are the model's own free-running rollout from the sample's prompt (gradient-free, as at
+   * inference), the loss still against the true vectors: the LLM learns to steer back from its own
+   * drift, which parallel scheduled sampling (one step of it) does not reach.
+   */
+  generation_rollout_sampling?: number;
+  /**
    * Whether each predicted vector is fed back as the next input (default true, as the paper). false:
    * every generation place holds the same input (the generation projector of a zero vector), so the
    * LLM predicts each vector from the prompt and its position alone, teacher forcing and inference
@@ -66,6 +73,7 @@ export interface PiscesConfig {
   readonly imageCosineLossWeight: number;
   readonly generationInputNoiseStd: number;
   readonly generationScheduledSampling: number;
+  readonly generationRolloutSampling: number;
   readonly generationInputFeedback: boolean;
   readonly generationCaptionLoss: boolean;
   readonly generationTargetNormalization: boolean;
@@ -119,6 +127,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
   const imageCosineLossWeight = weight("image_cosine_loss_weight", 0);
   const generationInputNoiseStd = weight("generation_input_noise_std", 0);
   const generationScheduledSampling = r.number("generation_scheduled_sampling", 0, { min: 0, max: 1 });
+  const generationRolloutSampling = r.number("generation_rollout_sampling", 0, { min: 0, max: 1 });
   const generationInputFeedback = r.bool("generation_input_feedback", true);
   const generationCaptionLoss = r.bool("generation_caption_loss", false);
   const generationTargetNormalization = r.bool("generation_target_normalization", false);
@@ -147,6 +156,7 @@ export function resolvePiscesConfig(json: PiscesConfigJson, where = "Pisces conf
       imageCosineLossWeight,
       generationInputNoiseStd,
       generationScheduledSampling,
+      generationRolloutSampling,
       generationInputFeedback,
       generationCaptionLoss,
       generationTargetNormalization,

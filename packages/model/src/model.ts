@@ -294,6 +294,47 @@ export class PiscesForConditionalGeneration extends Module {
   }
 
   /**
+   * The input vectors under rollout sampling (generation_rollout_sampling = p > 0, training): each
+   * generation sample is chosen with probability p (drawn from the noise generator), and a chosen
+   * sample's input vectors become the model's own free-running rollout from its prompt (the row's
+   * tokens before its first vector), computed without gradient as at inference. The targets of the
+   * loss stay the true vectors. `inputs`: (Ng, m, D), the teacher-forced (or scheduled-sampling) inputs.
+   */
+  private rolloutInputs(input: ForwardInput, inputs: Tensor | null, gen: number[]): Tensor | null {
+    const p = this.config.generationRolloutSampling;
+    if (!inputs || p <= 0 || !gen.length || !this.config.generationInputFeedback) return inputs;
+    const [Ng, m] = inputs.shape as [number, number, number];
+    if (m !== this.numGenerationVectors || gen.length !== Ng * m) return inputs; // spliceEmbeddings names the mismatch
+    const draws = T.scope(
+      () => T.rand([Ng], { dtype: "float32", device: inputs.device, generator: input.noiseGenerator }).to({ device: "cpu" }).toArray() as Float32Array,
+    );
+    const chosen = [...draws].flatMap((u, i) => (u < p ? [i] : []));
+    if (!chosen.length) return inputs;
+    const Tn = input.inputIds.size(1);
+    const read = (t: Tensor) => T.scope(() => t.to({ dtype: "int64", device: "cpu" }).contiguous().toArray() as BigInt64Array);
+    const ids = read(input.inputIds);
+    const attended = input.attentionMask ? read(input.attentionMask) : null;
+    const rows = chosen.map((i) => {
+      const first = gen[i * m]!;
+      if (gen[i * m + m - 1] !== first + m - 1 || Math.floor(first / Tn) !== Math.floor(gen[i * m + m - 1]! / Tn))
+        throw new PiscesError(`generation sample ${i}'s ${m} places are not one run within a row: rollout sampling needs [IMG] followed by its ${m} vectors`);
+      const b = Math.floor(first / Tn);
+      const row: number[] = [];
+      for (let j = b * Tn; j < first; j++) if (!attended || attended[j] !== 0n) row.push(Number(ids[j]));
+      return row;
+    });
+    const steps = this.rolloutSteps(rows);
+    let r = steps.next();
+    while (!r.done) r = steps.next();
+    const rolled = r.value; // (chosen, m, D)
+    try {
+      return T.noGrad(() => inputs.indexPut([T.tensor(chosen, { dtype: "int64", device: inputs.device })], rolled.to(inputs.dtype)));
+    } finally {
+      rolled.dispose();
+    }
+  }
+
+  /**
    * Losses of a batch mixing understanding and generation samples (left- or right-padded).
    * Gradients reach the LLM and the three MLPs only: the encoders run under no-grad.
    */
@@ -304,7 +345,8 @@ export class PiscesForConditionalGeneration extends Module {
       const [B, Tn] = input.inputIds.shape as [number, number];
       const und = places(input.understandingMask, "understandingMask", B, Tn);
       const gen = places(input.generationMask, "generationMask", B, Tn); // read once: the masks live on the device
-      const e = this.spliceEmbeddings(input, this.training ? this.scheduledSamplingInputs(input, targets, und, gen) : targets, und, gen);
+      const inputs = this.training ? this.rolloutInputs(input, this.scheduledSamplingInputs(input, targets, und, gen), gen) : targets;
+      const e = this.spliceEmbeddings(input, inputs, und, gen);
       const h = this.language_model.model.forward({ inputsEmbeds: e, attentionMask: input.attentionMask }).lastHiddenState; // (B, T, C)
       const logits = this.language_model.lm_head.forward(h);
       const labelled = T.scope(() => input.labels.slice(1, 1).ne(-100).any().item()) === 1;
@@ -349,6 +391,26 @@ export class PiscesForConditionalGeneration extends Module {
     const maxPositions = this.config.textConfig.maxPositionEmbeddings;
     if (L + m > maxPositions)
       throw new PiscesError(`a caption of ${L} tokens plus ${m} image vectors exceeds the LLM's ${maxPositions} positions: shorten the caption`);
+    const normalized = yield* this.rolloutSteps(rows);
+    try {
+      return T.scope(() => {
+        const all = this.denormalizeTargets(normalized.to("float32")); // (B, m, D) in gen-CLIP space
+        const n = captions.length;
+        return { conditional: all.slice(0, 0, n), unconditional: guidance > 1 ? all.slice(0, n, n + 1) : null };
+      });
+    } finally {
+      normalized.dispose();
+    }
+  }
+
+  /**
+   * The rollout itself: from token rows (each a whole prompt ending in [IMG], left-padded here), the
+   * m vectors predicted one by one over a KV cache, each fed back through the generation projector.
+   * Gradient-free. Returns (B, m, D) in the normalised target space, in the LLM's dtype (caller owns it).
+   */
+  private *rolloutSteps(rows: readonly number[][]): Generator<ImageEmbeddingStep, Tensor> {
+    const m = this.numGenerationVectors;
+    const L = Math.max(...rows.map((r) => r.length));
     const device = this.language_model.model.norm.weight.device; // (lm_head may be quantized: no .weight)
     const dtype = this.language_model.model.norm.weight.dtype;
     const B = rows.length;
@@ -364,7 +426,7 @@ export class PiscesForConditionalGeneration extends Module {
       );
       const ids = owned.hold(
         T.tensor(
-          rows.map((r) => [...new Array(L - r.length).fill(processor.imageStartTokenId), ...r]),
+          rows.map((r) => [...new Array(L - r.length).fill(this.config.imageStartTokenId), ...r]),
           { dtype: "int64", device },
         ),
       );
@@ -398,11 +460,7 @@ export class PiscesForConditionalGeneration extends Module {
         }
         yield { i: i + 1, of: m };
       }
-      return T.scope(() => {
-        const all = this.denormalizeTargets(T.stack(vectors, 1).to("float32")); // (B, m, D) in gen-CLIP space
-        const n = captions.length;
-        return { conditional: all.slice(0, 0, n), unconditional: guidance > 1 ? all.slice(0, n, n + 1) : null };
-      });
+      return T.noGrad(() => T.stack(vectors, 1));
     } finally {
       cache.dispose();
       owned.dispose();

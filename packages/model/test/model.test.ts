@@ -116,6 +116,40 @@ describe("PiscesForConditionalGeneration", () => {
     }
   });
 
+  it("rollout sampling: p = 1 feeds the model's own free-running rollout (train mode only), left or right padded; the loss targets stay the true vectors", async () => {
+    const cfg = model as unknown as { config: { generationRolloutSampling: number } };
+    const saved = cfg.config.generationRolloutSampling;
+    const caption = (records[1] as { caption: string }).caption;
+    try {
+      for (const padding of ["right", "left"] as const) {
+        const batch = await model.processor!.call(records, { padding });
+        const plain = T.noGrad(() => model.forward(batch).loss.item());
+        cfg.config.generationRolloutSampling = 1;
+        expect(T.noGrad(() => model.forward(batch).loss.item())).toBe(plain); // eval mode: the true vectors
+        // by hand: the rollout inference makes, then one pass fed with it
+        const rolled = model.generateImageEmbeddings({ captions: [caption], guidanceScale: 1 }).conditional; // gen-CLIP space
+        const manual = T.noGrad(() => model.forward({ ...batch, generationPixelValues: null, generationTargets: rolled }));
+        const targets = model.generationTargets(batch.generationPixelValues!);
+        model.train();
+        const got = T.noGrad(() => model.forward({ ...batch, noiseGenerator: new T.Generator({ seed: 5 }) }));
+        model.eval();
+        expect(got.imageEmbeddings!.sub(manual.imageEmbeddings!).abs().max().item()).toBeLessThan(1e-4); // (a KV cache against one full pass)
+        const mse = T.noGrad(() => T.mseLoss(model.normalizeTargets(got.imageEmbeddings!), model.normalizeTargets(targets)).item());
+        expect(got.imageLoss.item()).toBeCloseTo(mse, 5);
+        expect(got.imageLoss.item()).not.toBeCloseTo(manual.imageLoss.item(), 4);
+        cfg.config.generationRolloutSampling = 0;
+        model.train();
+        const forced = T.noGrad(() => model.forward({ ...batch, noiseGenerator: new T.Generator({ seed: 5 }) }));
+        model.eval();
+        expect(forced.imageEmbeddings!.sub(got.imageEmbeddings!).abs().max().item()).toBeGreaterThan(1e-3); // p = 0: teacher forcing again
+        for (const t of [rolled, targets]) t.dispose();
+      }
+    } finally {
+      cfg.config.generationRolloutSampling = saved;
+      model.eval();
+    }
+  });
+
   it("generation_input_feedback false: the vectors never see earlier vectors, so the free-running rollout equals teacher forcing", async () => {
     const batch = await model.processor!.call([records[1]!]);
     const cfg = model as unknown as { config: { generationInputFeedback: boolean } };

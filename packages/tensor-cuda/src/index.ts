@@ -65,6 +65,7 @@ export {
   type GgmlFormat,
   ggmlFormatOf,
   packedRowBytes,
+  packTogether,
   QuantizedEmbedding,
   QuantizedLinear,
   quantizedLinear,

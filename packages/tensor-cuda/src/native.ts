@@ -32,6 +32,7 @@ export interface NativeAddon {
   ): Handle;
   dequantizeGgml(packed: Handle, type: number, inFeatures: number, mode?: number): Handle;
   quantizeGgml(weight: Handle, type: number): Handle;
+  packTogether(tensors: readonly Handle[], hugePages: boolean): Handle[];
   rmsNorm(x: Handle, w: Handle | null, eps: number | null, mode?: number): Handle;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: readonly number[], dtype: number, device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;

@@ -141,3 +141,35 @@ describe("quantized layers refuse what does not fit, with the numbers", () => {
     ids.dispose();
   });
 });
+
+describe("packTogether", () => {
+  it("copies tensors into one region that outlives the originals and any one copy; the kernel reads a copy as the original", () => {
+    const packed = ref.get("Q4_1.packed");
+    const x = ref.get("x");
+    const odd = T.arange(0, 7, 1, { dtype: "int32" }); // 28 bytes: the next copy starts 64-byte aligned
+    const float = T.randn([3, 5]);
+    const inputs = [packed.clone(), odd, float];
+    const [a, b, c] = T.packTogether(inputs, { hugePages: true });
+    expect(a!.shape).toEqual(packed.shape);
+    expect(a!.dtype).toBe("uint8");
+    expect(a!.equal(packed)).toBe(true);
+    expect(b!.equal(odd)).toBe(true);
+    expect(c!.equal(float)).toBe(true);
+    const expected = T.quantizedLinear(x, packed, "Q4_1");
+    for (const t of inputs) t.dispose();
+    b!.dispose(); // the region stays while a copy is alive
+    expect(T.quantizedLinear(x, a!, "Q4_1").equal(expected)).toBe(true);
+    expect(c!.shape).toEqual([3, 5]);
+    a!.dispose();
+    c!.dispose();
+    expect(T.packTogether([]).length).toBe(0);
+    const [plain] = T.packTogether([packed], { hugePages: false });
+    expect(plain!.equal(packed)).toBe(true);
+    plain!.dispose();
+    expected.dispose();
+  });
+
+  it("refuses a tensor off the CPU with its index", () => {
+    expect(() => T.packTogether([T.zeros([2]), T.zeros([2], { device: "meta" as never })])).toThrow(/tensor 1 is on meta/);
+  });
+});

@@ -82,11 +82,18 @@ export async function measureTargetStatistics(model: PiscesForConditionalGenerat
 export async function* trainPisces(recipe: Recipe, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
   const model = PiscesForConditionalGeneration.fromPretrained(recipe.model);
   try {
-    const config = model.config as { textLossWeight: number; imageLossWeight: number; generationInputNoiseStd: number; generationScheduledSampling: number };
+    const config = model.config as {
+      textLossWeight: number;
+      imageLossWeight: number;
+      generationInputNoiseStd: number;
+      generationScheduledSampling: number;
+      generationRolloutSampling: number;
+    };
     if (recipe.textLossWeight !== null) config.textLossWeight = recipe.textLossWeight;
     if (recipe.imageLossWeight !== null) config.imageLossWeight = recipe.imageLossWeight;
     if (recipe.generationInputNoiseStd !== null) config.generationInputNoiseStd = recipe.generationInputNoiseStd;
     if (recipe.generationScheduledSampling !== null) config.generationScheduledSampling = recipe.generationScheduledSampling;
+    if (recipe.generationRolloutSampling !== null) config.generationRolloutSampling = recipe.generationRolloutSampling;
     if (recipe.gradientCheckpointing) model.language_model.gradientCheckpointingEnable();
     const processor = model.processor!;
     if (model.config.generationTargetNormalization && !(options.resume && latestCheckpoint(recipe.outputDir)) && identityStatistics(model)) {

@@ -68,9 +68,10 @@ export interface RecipeJson {
   /** Loss weights overriding the model's config. */
   text_loss_weight?: number;
   image_loss_weight?: number;
-  /** Training options overriding the model's config (see @pisces/model's config): teacher-forcing noise, parallel scheduled sampling. */
+  /** Training options overriding the model's config (see @pisces/model's config): teacher-forcing noise, parallel scheduled sampling, rollout sampling. */
   generation_input_noise_std?: number;
   generation_scheduled_sampling?: number;
+  generation_rollout_sampling?: number;
 }
 
 export interface Recipe {
@@ -113,6 +114,7 @@ export interface Recipe {
   readonly imageLossWeight: number | null;
   readonly generationInputNoiseStd: number | null;
   readonly generationScheduledSampling: number | null;
+  readonly generationRolloutSampling: number | null;
 }
 
 export class RecipeError extends T.ConfigError {
@@ -195,6 +197,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const imageLossWeight = r.has("image_loss_weight") ? r.number("image_loss_weight", 1, { min: 0, max: 1e6 }) : null;
   const generationInputNoiseStd = r.has("generation_input_noise_std") ? r.number("generation_input_noise_std", 0, { min: 0, max: 1e6 }) : null;
   const generationScheduledSampling = r.has("generation_scheduled_sampling") ? r.number("generation_scheduled_sampling", 0, { min: 0, max: 1 }) : null;
+  const generationRolloutSampling = r.has("generation_rollout_sampling") ? r.number("generation_rollout_sampling", 0, { min: 0, max: 1 }) : null;
   for (const nested of [o, s]) for (const k of nested?.unreadKeys() ?? []) r.fail(`${k} is not a recipe key`);
   r.ignore("$schema", "comment");
   for (const k of r.unreadKeys()) r.fail(`${k} is not a recipe key (check the spelling; see the trainer README for the keys)`);
@@ -236,6 +239,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     imageLossWeight,
     generationInputNoiseStd,
     generationScheduledSampling,
+    generationRolloutSampling,
   };
 }
 
