@@ -154,6 +154,20 @@ describe("GGUF kept quantized (the default): SmolLM2-135M-Instruct Q4_1", () => 
     model.dispose();
   });
 
+  it("hugePages: true copies the packed weights into one region in read order; the logits are the same", () => {
+    const plain = loadGGUF(join(dir, ref.gguf)).model;
+    const together = loadGGUF(join(dir, ref.gguf), { hugePages: true }).model;
+    const ids = T.tensor([[1, 2, 3, 4, 5, 6, 7, 8]], { dtype: "int64" });
+    const logits = (m: typeof plain) => T.noGrad(() => m.forward({ inputIds: ids, logitsToKeep: 1 }).logits);
+    const [a, b] = [logits(plain), logits(together)];
+    expect(b.equal(a)).toBe(true);
+    const q = (m: typeof plain) => (m.model.layers[0]!.self_attn.q_proj as unknown as T.QuantizedLinear).qweight;
+    expect(q(together).equal(q(plain))).toBe(true);
+    for (const t of [a, b, ids]) t.dispose();
+    plain.dispose();
+    together.dispose();
+  });
+
   it("perplexity on a fixed text within 1% of the dequantized model's, token by token through the few-row kernels", async () => {
     const packed = loadGGUF(join(dir, ref.gguf));
     const float = loadGGUF(join(dir, ref.gguf), { dequantize: true });
