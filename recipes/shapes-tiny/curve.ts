@@ -32,7 +32,7 @@ function lossCurve(file: string): { step: number; loss: number }[] {
 export async function curve(work: string, decoder = join(work, "runs", "decoder", "final", "decoder")) {
   const losses = Object.fromEntries(STAGES.map((s) => [s, lossCurve(join(work, "runs", s, "metrics.jsonl"))]));
   const scores: Record<string, unknown> = {};
-  for (const stage of ["stage1", "stage2", "stage3", "stage3_rollout"]) {
+  for (const stage of ["stage1", "stage2", "stage3"]) {
     const final = join(work, "runs", stage, "final");
     if (!existsSync(final) || !existsSync(decoder)) continue;
     const dir = join(work, `curve-${stage}`);

@@ -2,7 +2,7 @@
 // world, stage by stage, each resumable and each kept in its own folder:
 //   data -> gen-CLIP (masked patches + contrastive) -> SigLIP (sigmoid) -> VAE -> decoder UNet
 //   -> Pisces assembled from the parts -> stage 1 (short captions) -> stage 2 (detailed captions)
-//   -> stage 3 (mixed, with questions) -> stage 3 on with rollout sampling (`stage3_rollout`).
+//   -> stage 3 (mixed, with questions).
 // Budgets are in steps (this machine's speed varies ~5x): `--scale smoke` takes a few steps per
 // stage (seconds, for CI), `--scale mini` a few minutes (CI: it must answer questions above the
 // blind baseline), `--scale full` the budgets below. A finished stage (its final/ folder
@@ -35,7 +35,7 @@ export const BUDGETS = {
   smoke: {
     trainScenes: 64,
     heldoutScenes: 16,
-    steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 2, stage3_rollout: 2 },
+    steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 2 },
     batch: 8,
   },
   // a few minutes on two cores: enough SigLIP and stage 3 to answer questions above the blind
@@ -43,7 +43,7 @@ export const BUDGETS = {
   mini: {
     trainScenes: 2000,
     heldoutScenes: 100,
-    steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 800, stage3_rollout: 1 },
+    steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 800 },
     batch: 16,
   },
   full: {
@@ -51,13 +51,12 @@ export const BUDGETS = {
     heldoutScenes: 500,
     // decoder_more: the decoder again from its final weights, a fresh optimizer and a second cosine
     // schedule at a lower peak (its ceiling was still rising at 3,000 steps)
-    // stage3_rollout: stage 3 on from its final weights with rollout sampling (ROLLOUT_SAMPLING)
-    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 3000, decoder_more: 2000, stage1: 2000, stage2: 1000, stage3: 1500, stage3_rollout: 1000 },
+    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 3000, decoder_more: 2000, stage1: 2000, stage2: 1000, stage3: 1500 },
     batch: 32,
   },
 } as const;
 export type Stage = keyof (typeof BUDGETS)["full"]["steps"];
-export const STAGES: Stage[] = ["gen_clip", "siglip", "vae", "decoder", "decoder_more", "stage1", "stage2", "stage3", "stage3_rollout"];
+export const STAGES: Stage[] = ["gen_clip", "siglip", "vae", "decoder", "decoder_more", "stage1", "stage2", "stage3"];
 
 const json = (path: string, value: unknown) => writeFileSync(path, `${JSON.stringify(value, null, 1)}\n`);
 
@@ -85,17 +84,6 @@ export async function writeData(work: string, scale: Scale): Promise<void> {
  * of the targets' variance after 250 such steps, against 0.82 after 500 plain ones).
  */
 const SCHEDULED_SAMPLING = 0.5;
-
-/**
- * `stage3_rollout` trains with rollout sampling as well: this share of the generation samples is
- * fed the model's own free-running rollout (no gradient) in place of the true vectors, the loss
- * still against the true ones, so the LLM learns to steer back from its own drift. Probes from
- * the shipped stage 3 (lr 2e-4; free-running error of 32 held-out scenes, detailed / short captions,
- * from 0.743 / 0.845): 300 steps at 0.5 gave 0.484 / 0.554, the same 300 steps without it 0.745 /
- * 0.836; 1,000 steps at 0.5 gave 0.463 / 0.545 with teacher forcing kept (0.114), at 1.0 0.460 /
- * 0.537 but teacher forcing fell to 0.206. 0.5 ships.
- */
-const ROLLOUT_SAMPLING = 0.5;
 
 export function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson {
   const b = BUDGETS[scale];
@@ -173,16 +161,6 @@ export function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson 
         data: [...data("gen-short", "gen-detailed", "caption"), { manifest: join(work, "data", "train-chat.jsonl"), weight: 2 }],
         optimizer: { lr: 3e-4 },
         generation_scheduled_sampling: SCHEDULED_SAMPLING,
-      };
-    case "stage3_rollout":
-      return {
-        ...common,
-        kind: "pisces",
-        model: join(work, "runs", "stage3", "final"),
-        data: [...data("gen-short", "gen-detailed", "caption"), { manifest: join(work, "data", "train-chat.jsonl"), weight: 2 }],
-        optimizer: { lr: 2e-4 },
-        generation_scheduled_sampling: SCHEDULED_SAMPLING,
-        generation_rollout_sampling: ROLLOUT_SAMPLING,
       };
   }
 }
@@ -291,13 +269,12 @@ export async function runRecipe(work: string, options: { scale?: Scale; only?: S
 }
 
 /**
- * The finished model, WORK/model: the last Pisces stage's weights (`stage3_rollout`'s, else stage
- * 3's) with the trained decoder (UNet, VAE, scheduler) in its decoder/ folder. The Pisces stages never run the decoder, so stage 1 may start from a
+ * The finished model, WORK/model: stage 3's Pisces with the trained decoder (UNet, VAE, scheduler)
+ * in its decoder/ folder. The Pisces stages never run the decoder, so stage 1 may start from a
  * folder whose decoder is still training; this puts the trained one in place either way.
  */
 export function finish(work: string, log: (m: string) => void = () => {}): string {
-  const rollout = join(work, "runs", "stage3_rollout", "final");
-  const stage3 = existsSync(rollout) ? rollout : join(work, "runs", "stage3", "final");
+  const stage3 = join(work, "runs", "stage3", "final");
   const more = join(work, "runs", "decoder_more", "final", "decoder");
   const decoder = existsSync(more) ? more : join(work, "runs", "decoder", "final", "decoder");
   for (const dir of [stage3, decoder]) if (!existsSync(dir)) throw new Error(`${dir} does not exist: train its stage first (run.ts ${work} --only ...)`);
@@ -309,7 +286,7 @@ export function finish(work: string, log: (m: string) => void = () => {}): strin
   cpSync(decoder, join(tmp, "decoder"), { recursive: true });
   rmSync(out, { recursive: true, force: true });
   renameSync(tmp, out);
-  log(`model: ${out} (${stage3 === rollout ? "stage3_rollout" : "stage 3"} + the trained decoder)`);
+  log(`model: ${out} (stage 3 + the trained decoder)`);
   return out;
 }
 

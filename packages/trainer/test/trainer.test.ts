@@ -83,19 +83,22 @@ describe("trainPisces", () => {
     bad({ optimizer: { momentum: 0.9 } }, /optimizer.momentum is not a recipe key/);
     bad({ tasks: ["painting"] }, /tasks/);
     bad({ generation_scheduled_sampling: 1.5 }, /generation_scheduled_sampling/);
+    bad({ generation_rollout_sampling: -0.1 }, /generation_rollout_sampling/);
     bad({ generation_input_noise_std: -1 }, /generation_input_noise_std/);
     bad({ kind: "decoder", gradient_checkpointing: true }, /gradient_checkpointing applies to kind "pisces" only/);
     // training options override the model's config only when given
     expect(resolveRecipe({ ...base, generation_scheduled_sampling: 0.5 }, "r.json")).toMatchObject({
       generationScheduledSampling: 0.5,
       generationInputNoiseStd: null,
+      generationRolloutSampling: null,
     });
+    expect(resolveRecipe({ ...base, generation_rollout_sampling: 0.5 }, "r.json")).toMatchObject({ generationRolloutSampling: 0.5 });
     expect(() => resolveRecipe({ ...base, max_steps: 0, global_batch_size: 0 }, "recipe.json")).toThrow(RecipeError);
   });
 });
 
 describe("training options in the recipe", () => {
-  it("generation_scheduled_sampling reaches the model: the same first batch, a different image loss", async () => {
+  it("generation_scheduled_sampling and generation_rollout_sampling reach the model: the same first batch, a different image loss", async () => {
     const step1 = async (name: string, change: object) => {
       const events = await run(writeRecipe(join(work, name), { max_steps: 1, global_batch_size: 4, ...change }));
       const e = events.find((x) => x.type === "step");
@@ -107,6 +110,10 @@ describe("training options in the recipe", () => {
     expect(Math.abs(sampled.text_loss! - plain.text_loss!)).toBeLessThan(0.1 * plain.text_loss!);
     expect(sampled.image_loss).toBeGreaterThan(0);
     expect(sampled.image_loss).not.toBe(plain.image_loss);
+    const rolled = await step1("rolled", { generation_rollout_sampling: 1 });
+    expect(rolled.image_loss).toBeGreaterThan(0);
+    expect(rolled.image_loss).not.toBe(plain.image_loss);
+    expect(rolled.image_loss).not.toBe(sampled.image_loss);
   });
 });
 
