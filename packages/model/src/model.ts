@@ -311,9 +311,8 @@ export class PiscesForConditionalGeneration extends Module {
     const chosen = [...draws].flatMap((u, i) => (u < p ? [i] : []));
     if (!chosen.length) return inputs;
     const Tn = input.inputIds.size(1);
-    const read = (t: Tensor) => T.scope(() => t.to({ dtype: "int64", device: "cpu" }).contiguous().toArray() as BigInt64Array);
-    const ids = read(input.inputIds);
-    const attended = input.attentionMask ? read(input.attentionMask) : null;
+    const ids = int64Values(input.inputIds);
+    const attended = input.attentionMask ? int64Values(input.attentionMask) : null;
     const rows = chosen.map((i) => {
       const first = gen[i * m]!;
       if (gen[i * m + m - 1] !== first + m - 1 || Math.floor(first / Tn) !== Math.floor(gen[i * m + m - 1]! / Tn))
@@ -323,10 +322,7 @@ export class PiscesForConditionalGeneration extends Module {
       for (let j = b * Tn; j < first; j++) if (!attended || attended[j] !== 0n) row.push(Number(ids[j]));
       return row;
     });
-    const steps = this.rolloutSteps(rows);
-    let r = steps.next();
-    while (!r.done) r = steps.next();
-    const rolled = r.value; // (chosen, m, D)
+    const rolled = runToEnd(this.rolloutSteps(rows)); // (chosen, m, D)
     try {
       return T.noGrad(() => inputs.indexPut([T.tensor(chosen, { dtype: "int64", device: inputs.device })], rolled.to(inputs.dtype)));
     } finally {
@@ -469,11 +465,7 @@ export class PiscesForConditionalGeneration extends Module {
 
   /** imageEmbeddingSteps run to the end. */
   generateImageEmbeddings(options: ImageEmbeddingsOptions): ImageEmbeddings {
-    const steps = this.imageEmbeddingSteps(options);
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-    }
+    return runToEnd(this.imageEmbeddingSteps(options));
   }
 
   /** Prompt vectors (B, T, C) for text generation after images: token embeddings with the SigLIP vectors spliced in. */
@@ -703,9 +695,22 @@ export class PiscesForConditionalGeneration extends Module {
 }
 
 /** Flat indices b * T + t of the 1s of a (B, T) mask, row by row. */
+/** A tensor's values as int64 on the CPU (masks and ids, read once per batch). */
+function int64Values(t: Tensor): BigInt64Array {
+  return T.scope(() => t.to({ dtype: "int64", device: "cpu" }).contiguous().toArray() as BigInt64Array);
+}
+
+/** A step generator run to its end: its return value. */
+function runToEnd<R>(steps: Generator<unknown, R>): R {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
 function places(mask: Tensor, what: string, B: number, Tn: number): number[] {
   if (mask.ndim !== 2 || mask.size(0) !== B || mask.size(1) !== Tn) throw new PiscesError(`${what} must be [${B}, ${Tn}] like inputIds, got [${mask.shape}]`);
-  const values = T.scope(() => mask.to({ dtype: "int64", device: "cpu" }).contiguous().toArray() as BigInt64Array);
+  const values = int64Values(mask);
   const out: number[] = [];
   for (let i = 0; i < values.length; i++) if (values[i] !== 0n) out.push(i);
   return out;
