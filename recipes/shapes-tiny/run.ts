@@ -35,7 +35,7 @@ export const BUDGETS = {
   smoke: {
     trainScenes: 64,
     heldoutScenes: 16,
-    steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 2 },
+    steps: { gen_clip: 3, siglip: 3, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 2, decoder_adapt: 2 },
     batch: 8,
   },
   // a few minutes on two cores: enough SigLIP and stage 3 to answer questions above the blind
@@ -43,7 +43,7 @@ export const BUDGETS = {
   mini: {
     trainScenes: 2000,
     heldoutScenes: 100,
-    steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 800 },
+    steps: { gen_clip: 3, siglip: 300, vae: 3, decoder: 3, decoder_more: 1, stage1: 3, stage2: 2, stage3: 800, decoder_adapt: 1 },
     batch: 16,
   },
   full: {
@@ -51,12 +51,22 @@ export const BUDGETS = {
     heldoutScenes: 500,
     // decoder_more: the decoder again from its final weights, a fresh optimizer and a second cosine
     // schedule at a lower peak (its ceiling was still rising at 3,000 steps)
-    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 3000, decoder_more: 2000, stage1: 2000, stage2: 1000, stage3: 1500 },
+    // decoder_adapt: the decoder once more, half its samples conditioned on the finished LLM's own
+    // rolled-out vectors (see ADAPT_ROLLOUT_SHARE)
+    steps: { gen_clip: 3000, siglip: 3000, vae: 400, decoder: 3000, decoder_more: 2000, stage1: 2000, stage2: 1000, stage3: 1500, decoder_adapt: 1000 },
     batch: 32,
   },
 } as const;
 export type Stage = keyof (typeof BUDGETS)["full"]["steps"];
-export const STAGES: Stage[] = ["gen_clip", "siglip", "vae", "decoder", "decoder_more", "stage1", "stage2", "stage3"];
+export const STAGES: Stage[] = ["gen_clip", "siglip", "vae", "decoder", "decoder_more", "stage1", "stage2", "stage3", "decoder_adapt"];
+
+/**
+ * decoder_adapt: the share of decoder samples conditioned on the LLM's own rollout from the
+ * sample's caption (the rest on the image's true gen-CLIP vectors, which keeps the decoder's
+ * ceiling). The LLM's rollout drifts from the true vectors and hedges toward their mean; a decoder
+ * trained on true vectors only draws that as background (the recipe README's figures).
+ */
+export const ADAPT_ROLLOUT_SHARE = 0.5;
 
 const json = (path: string, value: unknown) => writeFileSync(path, `${JSON.stringify(value, null, 1)}\n`);
 
@@ -162,12 +172,27 @@ export function recipeFor(work: string, stage: Stage, scale: Scale): RecipeJson 
         optimizer: { lr: 3e-4 },
         generation_scheduled_sampling: SCHEDULED_SAMPLING,
       };
+    case "decoder_adapt":
+      return {
+        ...common,
+        kind: "decoder",
+        model: join(work, "adapt-init"),
+        data: data("gen-short", "gen-detailed"),
+        resolution: 64,
+        conditioning_dropout: 0.1,
+        rollout_conditioning: ADAPT_ROLLOUT_SHARE,
+        optimizer: { lr: 1e-4 },
+      };
   }
 }
 
 /** The folders a stage needs that earlier stages make: the decoder's start (gen-CLIP + VAE + a fresh UNet), Pisces from its parts. */
 function assemble(work: string, stage: Stage, log: (m: string) => void): void {
   const runs = join(work, "runs");
+  if (stage === "decoder_adapt" && !existsSync(join(work, "adapt-init", "config.json"))) {
+    compose(work, join(work, "adapt-init"), trainedDecoder(work));
+    log(`assembled ${join(work, "adapt-init")} (stage 3 + the decoder trained on true vectors)`);
+  }
   if (stage === "decoder" && !existsSync(join(work, "decoder-init", "complete"))) {
     const dir = join(work, "decoder-init");
     rmSync(dir, { recursive: true, force: true });
@@ -262,23 +287,22 @@ export async function runRecipe(work: string, options: { scale?: Scale; only?: S
   }
   if (options.only) {
     // one stage: the finished model is assembled once both of its sources exist
-    if (existsSync(join(work, "runs", "stage3", "final")) && existsSync(join(work, "runs", "decoder", "final"))) finish(work, log);
+    if (existsSync(join(work, "runs", "stage3", "final")) && existsSync(trainedDecoder(work))) finish(work, log);
     return join(work, "runs", options.only, "final");
   }
   return finish(work, log);
 }
 
-/**
- * The finished model, WORK/model: stage 3's Pisces with the trained decoder (UNet, VAE, scheduler)
- * in its decoder/ folder. The Pisces stages never run the decoder, so stage 1 may start from a
- * folder whose decoder is still training; this puts the trained one in place either way.
- */
-export function finish(work: string, log: (m: string) => void = () => {}): string {
-  const stage3 = join(work, "runs", "stage3", "final");
+/** The decoder folder trained on true vectors: decoder_more's if it ran, else decoder's. */
+function trainedDecoder(work: string): string {
   const more = join(work, "runs", "decoder_more", "final", "decoder");
-  const decoder = existsSync(more) ? more : join(work, "runs", "decoder", "final", "decoder");
+  return existsSync(more) ? more : join(work, "runs", "decoder", "final", "decoder");
+}
+
+/** Stage 3's Pisces with `decoder` as its decoder/ folder, written aside and renamed to `out`. */
+function compose(work: string, out: string, decoder: string): void {
+  const stage3 = join(work, "runs", "stage3", "final");
   for (const dir of [stage3, decoder]) if (!existsSync(dir)) throw new Error(`${dir} does not exist: train its stage first (run.ts ${work} --only ...)`);
-  const out = join(work, "model");
   const tmp = `${out}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   cpSync(stage3, tmp, { recursive: true });
@@ -286,7 +310,19 @@ export function finish(work: string, log: (m: string) => void = () => {}): strin
   cpSync(decoder, join(tmp, "decoder"), { recursive: true });
   rmSync(out, { recursive: true, force: true });
   renameSync(tmp, out);
-  log(`model: ${out} (stage 3 + the trained decoder)`);
+}
+
+/**
+ * The finished model, WORK/model: stage 3's Pisces with the trained decoder (UNet, VAE, scheduler)
+ * in its decoder/ folder: decoder_adapt's when it ran (it was adapted to this LLM's rollouts),
+ * else the one trained on true vectors. The Pisces stages never run the decoder, so stage 1 may
+ * start from a folder whose decoder is still training; this puts the trained one in place either way.
+ */
+export function finish(work: string, log: (m: string) => void = () => {}): string {
+  const adapted = join(work, "runs", "decoder_adapt", "final", "decoder");
+  const out = join(work, "model");
+  compose(work, out, existsSync(adapted) ? adapted : trainedDecoder(work));
+  log(`model: ${out} (stage 3 + the trained decoder${existsSync(adapted) ? ", adapted to its rollouts" : ""})`);
   return out;
 }
 

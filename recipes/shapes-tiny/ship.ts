@@ -63,8 +63,11 @@ export async function ship(work: string, o: { promptsPerTask?: number; vqaScenes
   log(`scoring: the decoder ceiling`);
   const model = PiscesForConditionalGeneration.fromPretrained(tmp);
   let ceiling: { exact: number; scenes: number };
+  let ceilingZeros: { exact: number; scenes: number };
   try {
+    // guided as the sampler guides (against the empty caption's vectors), and against zeros
     ceiling = await evalDecoderCeiling(model, { scenes: o.ceilingScenes ?? 200 });
+    ceilingZeros = await evalDecoderCeiling(model, { scenes: o.ceilingScenes ?? 200, unconditional: "zeros" });
   } finally {
     model.dispose();
   }
@@ -73,6 +76,7 @@ export async function ship(work: string, o: { promptsPerTask?: number; vqaScenes
     full: { ...fullScores, settings: settings(full) },
     ci: { ...ciScores, settings: settings(CI_SUBSET) },
     decoderCeiling: ceiling,
+    decoderCeilingZeros: ceilingZeros,
     evaluationSeconds: Math.round((performance.now() - started) / 1000),
   };
   writeFileSync(join(tmp, "scores.json"), `${JSON.stringify(scores, null, 1)}\n`);

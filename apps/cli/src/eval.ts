@@ -91,34 +91,59 @@ export async function evalVqa(
 /**
  * The decoder's ceiling: held-out scenes encoded by the model's own gen-CLIP (the true 64 vectors,
  * no LLM) and decoded; the share whose detected objects equal the scene's (every shape, colour and
- * centre within 2 px). Everything generated lives under this figure.
+ * centre within 2 px). Everything generated lives under this figure. Guidance is against
+ * `unconditional`: the empty caption's rolled-out vectors, as the sampler guides (the default), or
+ * zeros, what a decoder trained with zero dropout (the trainer's default) learnt as unconditional.
  */
 export async function evalDecoderCeiling(
   model: PiscesForConditionalGeneration,
-  o: { scenes?: number; steps?: number; guidanceScale?: number; batchSize?: number; onScene?: (done: number, of: number) => void } = {},
-): Promise<{ exact: number; scenes: number }> {
+  o: {
+    scenes?: number;
+    steps?: number;
+    guidanceScale?: number;
+    batchSize?: number;
+    unconditional?: "empty-caption" | "zeros";
+    onScene?: (done: number, of: number) => void;
+  } = {},
+): Promise<{ exact: number; scenes: number; unconditional: "empty-caption" | "zeros" }> {
   const decoder = model.decoder;
   const processor = model.processor;
   if (!decoder || !processor) throw new Error("the decoder ceiling needs a model with its decoder and processor (load it with fromPretrained)");
+  const unconditional = o.unconditional ?? "empty-caption";
+  if (unconditional !== "empty-caption" && unconditional !== "zeros")
+    throw new Error(`unconditional must be "empty-caption" or "zeros", got ${String(unconditional)}`);
   const n = o.scenes ?? 100;
   const batch = o.batchSize ?? 8;
   let exact = 0;
-  for (let start = 0; start < n; start += batch) {
-    const scenes = Array.from({ length: Math.min(batch, n - start) }, (_, i) => randomScene(SPLIT_SEED.heldout + start + i));
-    const pngs = await Promise.all(scenes.map(encodePng));
-    const { pixelValues } = await processor.genClipProcessor.preprocess(pngs);
-    let cond: T.Tensor | null = null;
-    try {
-      cond = T.noGrad(() => model.generationTargets(pixelValues)); // (B, 64, D)
-      const { png } = await decoder.decode(cond, { steps: o.steps ?? 30, guidanceScale: o.guidanceScale ?? 3, seed: 42 + start });
-      for (const [i, p] of png.entries()) if (sceneMatches(detect(await pngToRgb(p)), scenes[i]!)) exact++;
-    } finally {
-      cond?.dispose();
-      pixelValues.dispose();
+  const empty = unconditional === "empty-caption" ? model.generateImageEmbeddings({ captions: [""], guidanceScale: 1 }).conditional : null; // (1, 64, D)
+  try {
+    for (let start = 0; start < n; start += batch) {
+      const scenes = Array.from({ length: Math.min(batch, n - start) }, (_, i) => randomScene(SPLIT_SEED.heldout + start + i));
+      const pngs = await Promise.all(scenes.map(encodePng));
+      const { pixelValues } = await processor.genClipProcessor.preprocess(pngs);
+      let cond: T.Tensor | null = null;
+      let uncond: T.Tensor | null = null;
+      try {
+        cond = T.noGrad(() => model.generationTargets(pixelValues)); // (B, 64, D)
+        uncond = empty ? T.scope(() => empty.expand(cond!.shape).contiguous()) : null;
+        const { png } = await decoder.decode(cond, {
+          uncond: uncond ?? undefined,
+          steps: o.steps ?? 30,
+          guidanceScale: o.guidanceScale ?? 3,
+          seed: 42 + start,
+        });
+        for (const [i, p] of png.entries()) if (sceneMatches(detect(await pngToRgb(p)), scenes[i]!)) exact++;
+      } finally {
+        cond?.dispose();
+        uncond?.dispose();
+        pixelValues.dispose();
+      }
+      o.onScene?.(start + scenes.length, n);
     }
-    o.onScene?.(start + scenes.length, n);
+  } finally {
+    empty?.dispose();
   }
-  return { exact: exact / n, scenes: n };
+  return { exact: exact / n, scenes: n, unconditional };
 }
 
 /**

@@ -27,8 +27,13 @@ export interface ModelCardScores {
   full: Evaluation;
   /** The fixed subset CI re-scores on every run. */
   ci: Evaluation;
-  /** Held-out scenes decoded from their true gen-CLIP vectors: the share detected exactly (the ceiling of generation). */
-  decoderCeiling: { exact: number; scenes: number };
+  /**
+   * Held-out scenes decoded from their true gen-CLIP vectors: the share detected exactly (the ceiling
+   * of generation), guided against the empty caption's vectors as the sampler guides.
+   */
+  decoderCeiling: { exact: number; scenes: number; unconditional?: "empty-caption" };
+  /** The same guided against zeros (what the trainer's default dropout teaches as unconditional). */
+  decoderCeilingZeros?: { exact: number; scenes: number; unconditional?: "zeros" };
   evaluationSeconds: number;
 }
 

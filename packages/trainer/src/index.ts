@@ -1,6 +1,6 @@
 // @pisces/trainer: training Pisces stages from recipes, with atomic checkpoints and bit-exact resume.
 export { CheckpointError, checkpointName, latestCheckpoint, saveCheckpoint, type TrainerState, trimMetrics } from "./checkpoint.js";
-export { type DecoderLossInput, decoderLoss, trainDecoder } from "./decoder-trainer.js";
+export { type DecoderLossInput, decoderLoss, trainDecoder, withRollouts } from "./decoder-trainer.js";
 export {
   DataError,
   type DataPosition,

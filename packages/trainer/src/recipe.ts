@@ -20,6 +20,13 @@ export interface RecipeJson {
   resolution?: number;
   /** Decoder only: share of samples whose vectors are replaced by zeros, for classifier-free guidance (default 0.1). */
   conditioning_dropout?: number;
+  /**
+   * Decoder only: share of samples conditioned on the Pisces LLM's own vectors, rolled out from the
+   * record's caption as at inference, instead of the image's true gen-CLIP vectors (default 0; the
+   * model folder must then hold a trained LLM). With it, dropped samples get the empty caption's
+   * rolled-out vectors (the sampler's unconditional branch) instead of zeros.
+   */
+  rollout_conditioning?: number;
   /** Decoder only: keep an exponential moving average of the UNet's weights with this decay; the final folder gets the average. */
   ema_decay?: number;
   /** A name for logs (e.g. "pisces-stage1"). */
@@ -83,6 +90,7 @@ export interface Recipe {
   readonly reconstructionLoss: "mse" | "l1";
   readonly resolution: number;
   readonly conditioningDropout: number;
+  readonly rolloutConditioning: number;
   readonly emaDecay: number | null;
   readonly name: string;
   readonly model: string;
@@ -134,6 +142,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const only: Record<string, string[]> = {
     resolution: ["decoder", "vae"],
     conditioning_dropout: ["decoder"],
+    rollout_conditioning: ["decoder"],
     ema_decay: ["decoder"],
     kl_weight: ["vae"],
     reconstruction_loss: ["vae"],
@@ -147,6 +156,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
   const reconstructionLoss = r.string("reconstruction_loss", "mse", ["mse", "l1"]);
   const resolution = r.int("resolution", 256, { min: 8, max: 8192 });
   const conditioningDropout = r.number("conditioning_dropout", 0.1, { min: 0, max: 1 });
+  const rolloutConditioning = r.number("rollout_conditioning", 0, { min: 0, max: 1 });
   const emaDecay = r.has("ema_decay") ? r.number("ema_decay", 0.999, { gt: 0, max: 0.999999999 }) : null;
   const name = r.string("name", kind);
   const model = r.string("model", undefined);
@@ -210,6 +220,7 @@ export function resolveRecipe(json: unknown, path: string): Recipe {
     reconstructionLoss,
     resolution,
     conditioningDropout,
+    rolloutConditioning,
     emaDecay,
     name,
     model: at(model),

@@ -86,6 +86,9 @@ describe("trainPisces", () => {
     bad({ generation_rollout_sampling: -0.1 }, /generation_rollout_sampling/);
     bad({ generation_input_noise_std: -1 }, /generation_input_noise_std/);
     bad({ kind: "decoder", gradient_checkpointing: true }, /gradient_checkpointing applies to kind "pisces" only/);
+    bad({ rollout_conditioning: 0.5 }, /rollout_conditioning applies to kind "decoder" only/);
+    bad({ kind: "decoder", rollout_conditioning: 2 }, /rollout_conditioning/);
+    expect(resolveRecipe({ ...base, kind: "decoder" }, "r.json").rolloutConditioning).toBe(0);
     // training options override the model's config only when given
     expect(resolveRecipe({ ...base, generation_scheduled_sampling: 0.5 }, "r.json")).toMatchObject({
       generationScheduledSampling: 0.5,

@@ -22,12 +22,22 @@ describe("shapes-tiny recipe (smoke scale)", () => {
     for (const stage of STAGES) expect(existsSync(join(work, "runs", stage, "final")), stage).toBe(true);
     expect(lines.join("\n")).toMatch(/gen_clip: step 3\/3 loss .* contrastive_loss/);
     expect(lines.join("\n")).toMatch(/stage3: step 2\/2 loss .* image_loss/);
-    // the finished folder is stage 3's Pisces with the last trained decoder (decoder_more's) in place
+    // the finished folder is stage 3's Pisces with the last trained decoder (decoder_adapt's, which
+    // started from decoder_more's beside stage 3's LLM) in place
     expect(final).toBe(join(work, "model"));
     const unet = join("decoder", "unet", "diffusion_pytorch_model.safetensors");
-    expect(readFileSync(join(final, unet)).equals(readFileSync(join(work, "runs", "decoder_more", "final", unet)))).toBe(true);
-    expect(readFileSync(join(final, unet)).equals(readFileSync(join(work, "runs", "decoder", "final", unet)))).toBe(false);
+    const same = (a: string, b: string) => readFileSync(join(a, unet)).equals(readFileSync(join(b, unet)));
+    expect(same(final, join(work, "runs", "decoder_adapt", "final"))).toBe(true);
+    expect(same(final, join(work, "runs", "decoder_more", "final"))).toBe(false);
+    expect(same(join(work, "adapt-init"), join(work, "runs", "decoder_more", "final"))).toBe(true);
+    expect(readFileSync(join(work, "adapt-init", "model.safetensors")).equals(readFileSync(join(work, "runs", "stage3", "final", "model.safetensors")))).toBe(
+      true,
+    );
     expect(JSON.parse(readFileSync(join(work, "recipes", "decoder_more.json"), "utf8")).model).toBe(join(work, "runs", "decoder", "final"));
+    expect(JSON.parse(readFileSync(join(work, "recipes", "decoder_adapt.json"), "utf8"))).toMatchObject({
+      model: join(work, "adapt-init"),
+      rollout_conditioning: 0.5,
+    });
     const model = PiscesForConditionalGeneration.fromPretrained(final);
     expect(model.numGenerationVectors).toBe(64); // an 8 x 8 gen-CLIP grid, kernel 1
     model.dispose();
