@@ -117,10 +117,22 @@ function loadOrCreateDecoder(dir: string, seed: number): SdxlDecoder {
 export async function* trainDecoder(recipe: Recipe, options: TrainOptions = {}): AsyncGenerator<TrainEvent> {
   const { json, path } = T.readConfigJson(recipe.model, "Pisces model");
   const { config } = resolvePiscesConfig(json as PiscesConfigJson, path);
-  const genClip = GenClipEncoder.fromPretrained(join(recipe.model, "gen_clip"), {
-    kernel: config.generationPoolKernel,
-    featureLayer: config.generationFeatureLayer,
-  });
+  const rolloutShare = recipe.rolloutConditioning;
+  let llm: PiscesForConditionalGeneration | null = null;
+  if (rolloutShare > 0) {
+    try {
+      llm = PiscesForConditionalGeneration.fromPretrained(recipe.model, { decoder: false });
+    } catch (e) {
+      throw new DataError(`rollout_conditioning needs a trained Pisces LLM in ${recipe.model}: ${(e as Error).message}`);
+    }
+  }
+  // the LLM's folder holds the same frozen gen-CLIP: one copy serves both
+  const genClip =
+    llm?.genClip ??
+    GenClipEncoder.fromPretrained(join(recipe.model, "gen_clip"), {
+      kernel: config.generationPoolKernel,
+      featureLayer: config.generationFeatureLayer,
+    });
   const clipProcessor = ClipImageProcessor.fromPretrained(join(recipe.model, "gen_clip"));
   const decoder = loadOrCreateDecoder(join(recipe.model, "decoder"), recipe.seed);
   const schedulerJson = T.readJsonFile(join(recipe.model, "decoder", "scheduler", "scheduler_config.json"), "scheduler config") as SchedulerConfigJson;
@@ -128,18 +140,9 @@ export async function* trainDecoder(recipe: Recipe, options: TrainOptions = {}):
   const { unet, vae } = decoder;
   const size = recipe.resolution;
   const ema = new Map<string, T.Tensor>();
-  const rolloutShare = recipe.rolloutConditioning;
-  let llm: PiscesForConditionalGeneration | null = null;
   let empty: T.Tensor | null = null; // (1, m, D) the empty caption's vectors
   try {
-    if (rolloutShare > 0) {
-      try {
-        llm = PiscesForConditionalGeneration.fromPretrained(recipe.model, { decoder: false });
-      } catch (e) {
-        throw new DataError(`rollout_conditioning needs a trained Pisces LLM in ${recipe.model}: ${(e as Error).message}`);
-      }
-      empty = T.keep(llm.generateImageEmbeddings({ captions: [""], guidanceScale: 1 }).conditional);
-    }
+    if (llm) empty = T.keep(llm.generateImageEmbeddings({ captions: [""], guidanceScale: 1 }).conditional);
     const factor = vae.downsampleFactor * unet.downsampleFactor;
     if (size % factor) throw new DataError(`resolution ${size} is not a multiple of ${factor} (the VAE x UNet down-sampling)`);
     const named = [...unet.namedParameters()];
@@ -230,7 +233,7 @@ export async function* trainDecoder(recipe: Recipe, options: TrainOptions = {}):
     empty?.dispose();
     llm?.dispose();
     for (const t of ema.values()) t.dispose();
-    genClip.clip.dispose();
+    if (!llm) genClip.clip.dispose(); // else the LLM's own, disposed with it
     unet.dispose();
     vae.dispose();
   }

@@ -8,7 +8,7 @@ import { PiscesForConditionalGeneration } from "@pisces/model";
 import { NoiseSchedule, SdxlDecoder } from "@pisces/sdxl-decoder";
 import * as T from "@pisces/tensor-cuda";
 import { afterAll, describe, expect, it } from "vitest";
-import { decoderLoss, readRecipe, type TrainEvent, trainDecoder, withRollouts } from "../src/index.js";
+import { decoderLoss, type RecipeJson, readRecipe, type TrainEvent, trainDecoder, withRollouts } from "../src/index.js";
 import { piscesReference, piscesReferenceScript, python, stepAndCompare, writeRecipe } from "./helpers.js";
 
 const work = mkdtempSync(join(tmpdir(), "pisces-decoder-"));
@@ -18,6 +18,21 @@ async function run(recipePath: string, resume = false): Promise<TrainEvent[]> {
   const events: TrainEvent[] = [];
   for await (const e of trainDecoder(readRecipe(recipePath), { resume })) events.push(e);
   return events;
+}
+
+/** Trains `settings` in `parted`, stopped after `stopAt` steps and resumed, and expects the UNet `whole` (run in one go) wrote, bit for bit. */
+async function expectResumedEqual(whole: string, parted: string, settings: Partial<RecipeJson>, stopAt: number): Promise<void> {
+  const recipe = writeRecipe(parted, settings);
+  for await (const e of trainDecoder(readRecipe(recipe))) if (e.type === "step" && e.step === stopAt) break;
+  await run(recipe, true);
+  const unet = (dir: string) => T.loadSafetensors(join(dir, "run", "final", "decoder", "unet", "diffusion_pytorch_model.safetensors"));
+  const a = unet(whole);
+  const b = unet(parted);
+  for (const k of a.keys())
+    expect(
+      T.scope(() => a.get(k).equal(b.get(k))),
+      k,
+    ).toBe(true);
 }
 
 describe("decoder training", () => {
@@ -66,17 +81,7 @@ describe("decoder training", () => {
     const losses = events.flatMap((e) => (e.type === "step" ? [e.loss] : []));
     expect(losses.length).toBe(6);
     expect(losses.every(Number.isFinite)).toBe(true);
-    const parted = join(work, "parted");
-    const recipe = writeRecipe(parted, settings);
-    for await (const e of trainDecoder(readRecipe(recipe))) if (e.type === "step" && e.step === 3) break;
-    await run(recipe, true);
-    const a = T.loadSafetensors(join(whole, "run", "final", "decoder", "unet", "diffusion_pytorch_model.safetensors"));
-    const b = T.loadSafetensors(join(parted, "run", "final", "decoder", "unet", "diffusion_pytorch_model.safetensors"));
-    for (const k of a.keys())
-      expect(
-        T.scope(() => a.get(k).equal(b.get(k))),
-        k,
-      ).toBe(true);
+    await expectResumedEqual(whole, join(work, "parted"), settings, 3);
     // the final folder is a Pisces folder whose UNet changed
     const model = PiscesForConditionalGeneration.fromPretrained(join(whole, "run", "final"));
     const source = SdxlDecoder.fromPretrained(join(piscesReference("tied_k2"), "model", "decoder"));
@@ -143,17 +148,7 @@ describe("decoder training", () => {
     const losses = (await run(writeRecipe(whole, settings))).flatMap((e) => (e.type === "step" ? [e.loss] : []));
     expect(losses.length).toBe(4);
     expect(losses.every(Number.isFinite)).toBe(true);
-    const parted = join(work, "rollout-parted");
-    const recipe = writeRecipe(parted, settings);
-    for await (const e of trainDecoder(readRecipe(recipe))) if (e.type === "step" && e.step === 2) break;
-    await run(recipe, true);
-    const a = T.loadSafetensors(join(whole, "run", "final", "decoder", "unet", "diffusion_pytorch_model.safetensors"));
-    const b = T.loadSafetensors(join(parted, "run", "final", "decoder", "unet", "diffusion_pytorch_model.safetensors"));
-    for (const k of a.keys())
-      expect(
-        T.scope(() => a.get(k).equal(b.get(k))),
-        k,
-      ).toBe(true);
+    await expectResumedEqual(whole, join(work, "rollout-parted"), settings, 2);
     // a decoder-only start (no LLM weights) cannot roll out
     const bare = join(work, "bare-model");
     cpSync(join(piscesReference("tied_k2"), "model"), bare, { recursive: true, filter: (src) => !src.endsWith(join("model", "model.safetensors")) });
